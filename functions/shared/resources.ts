@@ -1,0 +1,117 @@
+/**
+ * The pipeline's stateful resources, described once as plain data. The CDK stack builds its tables,
+ * queues and bucket from these definitions, the local pipeline creates the same ones on its
+ * stand-ins, and the handlers find each by the environment variable named here.
+ */
+
+export interface KeyAttribute {
+  readonly name: string;
+  readonly type: 'S' | 'N' | 'B';
+}
+
+export interface TableDefinition {
+  /** Logical id: the construct id in CDK, the suffix of the local table name. */
+  readonly id: string;
+  /** Environment variable through which handlers receive the table's name. */
+  readonly envVar: string;
+  readonly partitionKey: KeyAttribute;
+  readonly sortKey?: KeyAttribute;
+  readonly localSecondaryIndexes?: readonly { readonly indexName: string; readonly sortKey: KeyAttribute }[];
+  /** Attribute holding an epoch-seconds expiry, when records of this table expire. */
+  readonly timeToLiveAttribute?: string;
+  readonly description: string;
+}
+
+export interface QueueDefinition {
+  readonly id: string;
+  readonly envVar: string;
+  /** Seconds: at least six times the timeout of the function that consumes the queue. */
+  readonly visibilityTimeoutSeconds: number;
+  /** Receives before a message moves to the queue's dead-letter queue. */
+  readonly maxReceiveCount: number;
+  /** Event source mapping: records per batch, and seconds to gather a batch. */
+  readonly batchSize: number;
+  readonly maxBatchingWindowSeconds: number;
+  /** Upper bound of concurrent consumer invocations (the event source mapping's maximum concurrency). */
+  readonly maxConcurrency: number;
+  readonly deadLetterEnvVar: string;
+  readonly description: string;
+}
+
+const string = (name: string): KeyAttribute => ({ name, type: 'S' });
+
+export const TABLES = {
+  deliveries: {
+    id: 'Deliveries',
+    envVar: 'DELIVERIES_TABLE',
+    partitionKey: string('id'),
+    timeToLiveAttribute: 'expiration',
+    description: 'Delivery-level dedupe: one record per svix-id, kept at least 7 days.',
+  },
+  summaries: {
+    id: 'Summaries',
+    envVar: 'SUMMARIES_TABLE',
+    partitionKey: string('pk'),
+    sortKey: string('sk'),
+    localSecondaryIndexes: [{ indexName: 'byTime', sortKey: string('time') }],
+    description: 'Summary records: one item per (user, resource, id), the newest version by updated_at.',
+  },
+  timeseries: {
+    id: 'Timeseries',
+    envVar: 'TIMESERIES_TABLE',
+    partitionKey: string('pk'),
+    sortKey: string('sk'),
+    description: 'Timeseries samples, packed into time buckets per (user, resource, provider, source type).',
+  },
+  connections: {
+    id: 'Connections',
+    envVar: 'CONNECTIONS_TABLE',
+    partitionKey: string('userId'),
+    sortKey: string('provider'),
+    description: 'Provider connections per (user, provider): state, last error, announced resources.',
+  },
+  backfills: {
+    id: 'Backfills',
+    envVar: 'BACKFILLS_TABLE',
+    partitionKey: string('userId'),
+    sortKey: string('sk'),
+    description: 'Backfill jobs and their status per (user, provider, resource), with checkpoints.',
+  },
+} as const satisfies Record<string, TableDefinition>;
+
+/** The worker's timeout; the events queue's visibility timeout is six times it. */
+export const WORKER_TIMEOUT_SECONDS = 30;
+/** The backfill function's timeout; the backfill queue's visibility timeout is six times it. */
+export const BACKFILL_TIMEOUT_SECONDS = 120;
+
+export const QUEUES = {
+  events: {
+    id: 'Events',
+    envVar: 'EVENTS_QUEUE_URL',
+    deadLetterEnvVar: 'EVENTS_DLQ_URL',
+    visibilityTimeoutSeconds: 6 * WORKER_TIMEOUT_SECONDS,
+    maxReceiveCount: 5,
+    batchSize: 10,
+    maxBatchingWindowSeconds: 1,
+    maxConcurrency: 10,
+    description: 'Verified webhook deliveries, consumed by the worker.',
+  },
+  backfill: {
+    id: 'Backfill',
+    envVar: 'BACKFILL_QUEUE_URL',
+    deadLetterEnvVar: 'BACKFILL_DLQ_URL',
+    visibilityTimeoutSeconds: 6 * BACKFILL_TIMEOUT_SECONDS,
+    maxReceiveCount: 5,
+    batchSize: 1,
+    maxBatchingWindowSeconds: 0,
+    maxConcurrency: 2,
+    description: 'Backfill jobs (windows and pages of the Data Access API), consumed with capped concurrency.',
+  },
+} as const satisfies Record<string, QueueDefinition>;
+
+/** The bucket for bodies too large for SQS, quarantined events and large workout streams. */
+export const BUCKET = {
+  id: 'RawBodies',
+  envVar: 'RAW_BODY_BUCKET',
+  prefixes: { claimChecks: 'raw-bodies/', quarantine: 'quarantine/', workoutStreams: 'workout-streams/' },
+} as const;
