@@ -1,0 +1,156 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateQueueCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import { createVerifierHandler } from '../../functions/verifier';
+import { S3ClaimCheckStore, SqsEventQueue } from '../../functions/adapters/event-queue';
+import { CachedSigningSecrets, StaticSigningSecrets } from '../../functions/adapters/signing-secret-source';
+import { decodeQueuedEvent } from '../../functions/domain/queued-event';
+import { LOCAL_AWS, startSqsAndS3 } from '../../local/stand-ins';
+import { newSigningSecret, svixHeaders } from '../support/signing';
+
+function httpApiEvent(headers: Record<string, string>, body: string, isBase64Encoded = false): APIGatewayProxyEventV2 {
+  return {
+    version: '2.0',
+    routeKey: 'POST /webhooks/vital',
+    rawPath: '/webhooks/vital',
+    rawQueryString: '',
+    headers: { 'content-type': 'application/json', ...headers },
+    requestContext: {} as APIGatewayProxyEventV2['requestContext'],
+    body,
+    isBase64Encoded,
+  };
+}
+
+function envelope(extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    event_type: 'daily.data.sleep.created',
+    data: { id: 'f5b1e8a2-4b4a-4c7e-9a43-7f0f4b2c1d10', updated_at: '2026-11-01T07:00:00+00:00', ...extra },
+    user_id: 'u-1',
+    client_user_id: 'c-1',
+    team_id: 't-1',
+  });
+}
+
+const attributesOf = (message: Message): Record<string, string | undefined> =>
+  Object.fromEntries(Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [name, value.StringValue]));
+
+describe('verifier handler against SQS and S3 (fauxqs)', () => {
+  let stop: () => Promise<void>;
+  let sqs: SQSClient;
+  let s3: S3Client;
+  let queueUrl: string;
+  const bucket = 'raw-bodies-test';
+  const secret = newSigningSecret();
+
+  before(async () => {
+    const standIn = await startSqsAndS3();
+    stop = standIn.stop;
+    sqs = new SQSClient({ endpoint: standIn.endpoint, ...LOCAL_AWS });
+    s3 = new S3Client({ endpoint: standIn.endpoint, forcePathStyle: true, ...LOCAL_AWS });
+    queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'events-test' }))).QueueUrl!;
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  });
+
+  after(async () => {
+    sqs.destroy();
+    s3.destroy();
+    await stop();
+  });
+
+  const handlerWith = (queue: string, maxMessageBytes?: number, secrets = new StaticSigningSecrets(secret)) =>
+    createVerifierHandler({
+      secrets,
+      queue: new SqsEventQueue({ sqs, queueUrl: queue, claimChecks: new S3ClaimCheckStore(s3, bucket), maxMessageBytes }),
+      now: () => new Date('2026-11-22T10:00:00.000Z'),
+    });
+
+  async function receiveAll(expected: number): Promise<Message[]> {
+    const received = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, MessageAttributeNames: ['All'], WaitTimeSeconds: 1, MaxNumberOfMessages: 10 }),
+    );
+    assert.equal(received.Messages?.length, expected, `exactly ${expected} message(s) queued`);
+    return received.Messages!;
+  }
+  const receiveOne = async (): Promise<Message> => (await receiveAll(1))[0]!;
+
+  it('answers 202 only after the event is queued, with the body verbatim and the delivery facts as attributes', async () => {
+    const body = envelope();
+    const headers = svixHeaders(secret, body);
+    const response = await handlerWith(queueUrl)(httpApiEvent(headers, body));
+    assert.equal(response.statusCode, 202);
+    const message = await receiveOne();
+    assert.equal(message.Body, body);
+    assert.deepEqual(attributesOf(message), {
+      'svix-id': headers['svix-id'],
+      'svix-timestamp': headers['svix-timestamp'],
+      'event-type': 'daily.data.sleep.created',
+      'received-at': '2026-11-22T10:00:00.000Z',
+    });
+  });
+
+  it('parks a body too large for one message in S3 and queues a pointer that reads back byte for byte', async () => {
+    const body = envelope({ hypnogram: 'é🫀'.repeat(60_000) });
+    const headers = svixHeaders(secret, body);
+    const response = await handlerWith(queueUrl, 64 * 1024)(httpApiEvent(headers, Buffer.from(body).toString('base64'), true));
+    assert.equal(response.statusCode, 202);
+    const message = await receiveOne();
+    const queued = decodeQueuedEvent(message.Body!, attributesOf(message));
+    assert.equal(queued.body, undefined);
+    assert.equal(queued.claimCheck?.bucket, bucket);
+    assert.match(queued.claimCheck!.key, /^raw-bodies\/2026-11-22\/msg_/);
+    const stored = await new S3ClaimCheckStore(s3, bucket).get(queued.claimCheck!);
+    assert.ok(Buffer.from(stored).equals(Buffer.from(body)), 'claim-checked body is byte-identical');
+  });
+
+  it('answers 503 and queues nothing when the queue cannot take the event, so Svix retries', async () => {
+    const body = envelope();
+    const response = await handlerWith(queueUrl.replace('events-test', 'no-such-queue'))(httpApiEvent(svixHeaders(secret, body), body));
+    assert.equal(response.statusCode, 503);
+    assert.deepEqual(JSON.parse(response.body!), { error: 'queue_unavailable' });
+  });
+
+  it('refuses bad requests with a short reason and queues none of them', async () => {
+    const body = envelope();
+    const cases: [string, APIGatewayProxyEventV2, number, string][] = [
+      ['bad signature', httpApiEvent(svixHeaders(newSigningSecret(), body), body), 401, 'invalid_signature'],
+      ['stale timestamp', httpApiEvent(svixHeaders(secret, body, new Date(Date.now() - 3_600_000)), body), 401, 'timestamp_out_of_tolerance'],
+      ['no headers', httpApiEvent({}, body), 401, 'missing_signature_headers'],
+      ['not JSON', httpApiEvent(svixHeaders(secret, 'not json'), 'not json'), 400, 'malformed_json'],
+      ['no event_type', httpApiEvent(svixHeaders(secret, '{"data":1}'), '{"data":1}'), 400, 'missing_event_type'],
+    ];
+    for (const [name, event, statusCode, reason] of cases) {
+      const response = await handlerWith(queueUrl)(event);
+      assert.equal(response.statusCode, statusCode, name);
+      assert.deepEqual(JSON.parse(response.body!), { error: reason }, name);
+    }
+    const oversized = envelope({ padding: 'x'.repeat(5 * 1024 * 1024) });
+    const tooLarge = await handlerWith(queueUrl)(httpApiEvent(svixHeaders(secret, oversized), oversized));
+    assert.equal(tooLarge.statusCode, 413);
+    const leftover = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 1 }));
+    assert.equal(leftover.Messages, undefined, 'nothing refused reaches the queue');
+  });
+
+  it('picks up a rotated secret without a redeploy: a failed signature refreshes the cached secret once', async () => {
+    let stored = secret;
+    let reads = 0;
+    const secrets = new CachedSigningSecrets({
+      fetch: async () => {
+        reads += 1;
+        return stored;
+      },
+      maxAgeMs: 300_000,
+      minRefreshIntervalMs: 0,
+    });
+    const handler = handlerWith(queueUrl, undefined, secrets);
+    const first = envelope();
+    assert.equal((await handler(httpApiEvent(svixHeaders(secret, first), first))).statusCode, 202);
+    const rotated = newSigningSecret();
+    stored = JSON.stringify({ current: rotated, previous: secret });
+    const second = envelope({ id: 'second' });
+    assert.equal((await handler(httpApiEvent(svixHeaders(rotated, second), second))).statusCode, 202);
+    assert.equal(reads, 2, 'read once at start and once after the unknown signature');
+    await receiveAll(2);
+  });
+});
