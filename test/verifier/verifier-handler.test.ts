@@ -5,7 +5,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import { createVerifierHandler } from '../../functions/verifier';
 import { S3ClaimCheckStore, SqsEventQueue } from '../../functions/adapters/event-queue';
-import { CachedSigningSecrets, StaticSigningSecrets } from '../../functions/adapters/signing-secret-source';
+import { CachedSigningSecrets, StaticSigningSecrets, type SigningSecretSource } from '../../functions/adapters/signing-secret-source';
 import { decodeQueuedEvent } from '../../functions/domain/queued-event';
 import { LOCAL_AWS, startSqsAndS3 } from '../../local/stand-ins';
 import { newSigningSecret, svixHeaders } from '../support/signing';
@@ -59,7 +59,7 @@ describe('verifier handler against SQS and S3 (fauxqs)', () => {
     await stop();
   });
 
-  const handlerWith = (queue: string, maxMessageBytes?: number, secrets = new StaticSigningSecrets(secret)) =>
+  const handlerWith = (queue: string, maxMessageBytes?: number, secrets: SigningSecretSource = new StaticSigningSecrets(secret)) =>
     createVerifierHandler({
       secrets,
       queue: new SqsEventQueue({ sqs, queueUrl: queue, claimChecks: new S3ClaimCheckStore(s3, bucket), maxMessageBytes }),
