@@ -1,0 +1,153 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type {
+  BackfillJobKey,
+  BackfillStatus,
+  BackfillStatusStore,
+  CheckpointAdvance,
+  QueueOutcome,
+} from '../domain/backfill-job';
+
+/**
+ * Backfill status and checkpoints in the backfills table: one item per (user, provider, resource),
+ * partition key `userId`, sort key `backfill#{provider}#{resource}`, so one query lists a user's
+ * backfills. Every change after `queue` is conditional on the run id, so a superseded run can never
+ * overwrite the status of the run that replaced it.
+ */
+
+/** The sort key of a job's status item. */
+export const statusSortKey = (key: BackfillJobKey): string => `backfill#${key.provider}#${key.resource}`;
+
+const isConditionFailure = (error: unknown): boolean =>
+  error instanceof ConditionalCheckFailedException || (error as Error)?.name === 'ConditionalCheckFailedException';
+
+/** Runs a conditional write; false when its condition did not hold. */
+async function conditionally(write: Promise<unknown>): Promise<boolean> {
+  try {
+    await write;
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
+}
+
+export class DynamoDbBackfillStatusStore implements BackfillStatusStore {
+  constructor(
+    private readonly documents: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  private keyOf(key: BackfillJobKey) {
+    return { userId: key.userId, sk: statusSortKey(key) };
+  }
+
+  async queue(status: BackfillStatus): Promise<QueueOutcome> {
+    const written = await conditionally(
+      this.documents.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...status, sk: statusSortKey(status) },
+          ConditionExpression: 'attribute_not_exists(userId) OR runId <> :runId',
+          ExpressionAttributeValues: { ':runId': status.runId },
+        }),
+      ),
+    );
+    if (written) return 'queued';
+    const existing = await this.get(status);
+    return existing?.state === 'queued' ? 'already_queued' : 'already_started';
+  }
+
+  async get(key: BackfillJobKey): Promise<BackfillStatus | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.tableName, Key: this.keyOf(key), ConsistentRead: true }),
+    );
+    if (!Item) return undefined;
+    const { sk: _sortKey, ...status } = Item;
+    return status as BackfillStatus;
+  }
+
+  async start(key: BackfillJobKey, runId: string, at: Date): Promise<void> {
+    await conditionally(
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.keyOf(key),
+          UpdateExpression: 'SET #state = :running, startedAt = :at, updatedAt = :at',
+          ConditionExpression: 'runId = :runId AND #state = :queued',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':running': 'running', ':queued': 'queued', ':runId': runId, ':at': at.toISOString() },
+        }),
+      ),
+    );
+  }
+
+  advance(key: BackfillJobKey, runId: string, expectedSeq: number, advance: CheckpointAdvance, at: Date): Promise<boolean> {
+    const finished = advance.completed ? ', finishedAt = :at' : '';
+    return conditionally(
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.keyOf(key),
+          UpdateExpression:
+            'SET #state = :state, windowIndex = :windowIndex, #cursor = :cursor, windowsDone = :windowsDone, ' +
+            `updatedAt = :at, startedAt = if_not_exists(startedAt, :at)${finished} ` +
+            'ADD stepSeq :one, pagesDone :pages, recordsStored :records',
+          ConditionExpression: 'runId = :runId AND stepSeq = :seq AND #state IN (:queued, :running)',
+          ExpressionAttributeNames: { '#state': 'state', '#cursor': 'cursor' },
+          ExpressionAttributeValues: {
+            ':state': advance.completed ? 'completed' : 'running',
+            ':windowIndex': advance.next.windowIndex,
+            ':cursor': advance.next.cursor,
+            ':windowsDone': advance.windowsDone,
+            ':at': at.toISOString(),
+            ':one': 1,
+            ':pages': advance.pagesAdded,
+            ':records': advance.recordsAdded,
+            ':runId': runId,
+            ':seq': expectedSeq,
+            ':queued': 'queued',
+            ':running': 'running',
+          },
+        }),
+      ),
+    );
+  }
+
+  async noteError(key: BackfillJobKey, runId: string, reason: string, at: Date): Promise<void> {
+    await conditionally(
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.keyOf(key),
+          UpdateExpression: 'SET lastError = :reason, updatedAt = :at',
+          ConditionExpression: 'runId = :runId AND #state IN (:queued, :running)',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':reason': reason, ':at': at.toISOString(), ':runId': runId, ':queued': 'queued', ':running': 'running' },
+        }),
+      ),
+    );
+  }
+
+  fail(key: BackfillJobKey, runId: string, reason: string, at: Date): Promise<boolean> {
+    return conditionally(
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.keyOf(key),
+          UpdateExpression: 'SET #state = :failed, lastError = :reason, updatedAt = :at, finishedAt = :at',
+          ConditionExpression: 'runId = :runId AND #state IN (:queued, :running)',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':failed': 'failed',
+            ':reason': reason,
+            ':at': at.toISOString(),
+            ':runId': runId,
+            ':queued': 'queued',
+            ':running': 'running',
+          },
+        }),
+      ),
+    );
+  }
+}

@@ -1,0 +1,126 @@
+import type { OrderKey } from './message-order';
+
+/**
+ * Backfill jobs: the messages on the backfill queue and the status record (with its checkpoint) of
+ * each job. A job is one run of a historical backfill for a (user, provider, resource); its run id
+ * is the `svix-id` of the historical event that started it, so a redelivery of that event is the
+ * same run and a second historical event is a new run that supersedes the first.
+ */
+
+/** Identifies a backfill's status record. */
+export interface BackfillJobKey {
+  readonly userId: string;
+  readonly provider: string;
+  readonly resource: string;
+}
+
+/** "Work on run `runId` of this job, from its checkpoint." */
+export interface HistoricalJobMessage extends BackfillJobKey {
+  readonly type: 'historical';
+  readonly runId: string;
+}
+
+/** "Fetch and store the stream of this workout." */
+export interface WorkoutStreamJobMessage {
+  readonly type: 'workout_stream';
+  readonly userId: string;
+  readonly provider: string;
+  readonly workoutId: string;
+  readonly order: OrderKey;
+}
+
+export type BackfillJobMessage = HistoricalJobMessage | WorkoutStreamJobMessage;
+
+/** A backfill-queue message body that is not a job message: a bug or a foreign sender, never retried. */
+export class InvalidJobMessageError extends Error {
+  override readonly name = 'InvalidJobMessageError';
+}
+
+const isText = (value: unknown): value is string => typeof value === 'string' && value.length > 0;
+
+/** Reads a queue message body; throws InvalidJobMessageError (without echoing the body) when it is not one. */
+export function parseJobMessage(body: string): BackfillJobMessage {
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(body) as Record<string, unknown>;
+  } catch {
+    throw new InvalidJobMessageError('backfill message is not JSON');
+  }
+  if (value?.type === 'historical' && [value.userId, value.provider, value.resource, value.runId].every(isText)) {
+    const { userId, provider, resource, runId } = value as unknown as HistoricalJobMessage;
+    return { type: 'historical', userId, provider, resource, runId };
+  }
+  if (value?.type === 'workout_stream' && [value.userId, value.provider, value.workoutId, value.order].every(isText)) {
+    const { userId, provider, workoutId, order } = value as unknown as WorkoutStreamJobMessage;
+    return { type: 'workout_stream', userId, provider, workoutId, order };
+  }
+  throw new InvalidJobMessageError('backfill message has no valid type and fields');
+}
+
+export type BackfillState = 'queued' | 'running' | 'completed' | 'failed';
+
+/** Where a run continues: the window to fetch next and, inside it, the page cursor (null = first page). */
+export interface BackfillCheckpoint {
+  readonly windowIndex: number;
+  readonly cursor: string | null;
+}
+
+/** The status record of a job, which is also its checkpoint. Times are ISO strings. */
+export interface BackfillStatus extends BackfillJobKey, BackfillCheckpoint {
+  readonly runId: string;
+  readonly state: BackfillState;
+  /** The normalised range (dates for date-only resources). */
+  readonly startDate: string;
+  readonly endDate: string;
+  readonly windowDays: number;
+  readonly windowsTotal: number;
+  readonly windowsDone: number;
+  readonly pagesDone: number;
+  readonly recordsStored: number;
+  /** Optimistic-concurrency version: every checkpoint write expects it and increments it. */
+  readonly stepSeq: number;
+  readonly lastError?: string;
+  readonly queuedAt: string;
+  readonly startedAt?: string;
+  readonly updatedAt: string;
+  readonly finishedAt?: string;
+}
+
+/** What the backfill function records after each page. */
+export interface CheckpointAdvance {
+  readonly next: BackfillCheckpoint;
+  readonly windowsDone: number;
+  readonly pagesAdded: number;
+  readonly recordsAdded: number;
+  /** True when this page was the last of the last window. */
+  readonly completed: boolean;
+}
+
+/** The outcome of registering a run: whether a message must be sent for it. */
+export type QueueOutcome = 'queued' | 'already_queued' | 'already_started';
+
+/** Persistence of job status and checkpoints (the backfills table in AWS). */
+export interface BackfillStatusStore {
+  /**
+   * Registers a run as `queued` at window 0, replacing any earlier run of the same key. A second
+   * call for the same run id changes nothing and says whether the run has started.
+   */
+  queue(status: BackfillStatus): Promise<QueueOutcome>;
+  get(key: BackfillJobKey): Promise<BackfillStatus | undefined>;
+  /** Moves a queued run to `running` (no-op when it already runs or was superseded). */
+  start(key: BackfillJobKey, runId: string, at: Date): Promise<void>;
+  /**
+   * Records progress if the stored run is `runId` at `expectedSeq`; false when another invocation
+   * (a duplicate message) or a newer run got there first, which means this invocation must stop.
+   */
+  advance(key: BackfillJobKey, runId: string, expectedSeq: number, advance: CheckpointAdvance, at: Date): Promise<boolean>;
+  /** Notes a transient error on a running job, keeping its checkpoint. */
+  noteError(key: BackfillJobKey, runId: string, reason: string, at: Date): Promise<void>;
+  /** Marks the run failed with a reason; false when the run was superseded. */
+  fail(key: BackfillJobKey, runId: string, reason: string, at: Date): Promise<boolean>;
+}
+
+/** Sends job messages to the backfill queue. */
+export interface BackfillQueue {
+  send(message: BackfillJobMessage): Promise<void>;
+}

@@ -1,0 +1,91 @@
+import type { ResourceDefinition } from './catalogue';
+
+/**
+ * Pure planning of a historical backfill: normalise the range Vital announced and cut it into
+ * windows the Data Access API is asked for one at a time. Vital documents no maximum range, so long
+ * ranges (up to 365 days) are fetched in windows: each window is one resumable unit of work.
+ */
+
+/** Days per window unless the deployment says otherwise. */
+export const DEFAULT_WINDOW_DAYS = 30;
+
+const DAY_MS = 86_400_000;
+
+/** A range Vital announced that cannot be read as dates. */
+export class InvalidBackfillRangeError extends Error {
+  override readonly name = 'InvalidBackfillRangeError';
+}
+
+/** The query range of one request: datetimes, `YYYY-MM-DD` dates (end inclusive), or none at all. */
+export interface BackfillWindow {
+  readonly startDate?: string;
+  readonly endDate?: string;
+}
+
+/** A normalised range and its windows. */
+export interface BackfillPlan {
+  /** The announced range, earliest first, as ISO strings (dates for date-only resources). */
+  readonly startDate: string;
+  readonly endDate: string;
+  readonly windows: readonly BackfillWindow[];
+}
+
+function parseInstant(value: string, label: string): number {
+  // A bare date is midnight UTC; a naive datetime is read as UTC too (Vital's own examples carry some).
+  const normalised = /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : /[zZ]|[+-]\d{2}:?\d{2}$/.test(value) ? value : `${value}Z`;
+  const ms = Date.parse(normalised);
+  if (Number.isNaN(ms)) throw new InvalidBackfillRangeError(`${label} is not a date: ${JSON.stringify(value)}`);
+  return ms;
+}
+
+/** The calendar date (UTC) of an instant, as `YYYY-MM-DD`. */
+export function toDateOnly(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** Orders the two ends of an announced range: nothing guarantees `start_date <= end_date`. */
+export function normaliseRange(startDate: string, endDate: string): { readonly startMs: number; readonly endMs: number } {
+  const a = parseInstant(startDate, 'start_date');
+  const b = parseInstant(endDate, 'end_date');
+  return a <= b ? { startMs: a, endMs: b } : { startMs: b, endMs: a };
+}
+
+/**
+ * Plans the windows of a backfill of `resource` over the announced range.
+ * - `datetime` resources: consecutive windows of `windowDays`, each `[start, end]` in ISO datetimes;
+ *   neighbouring windows share their boundary instant, which the idempotent store makes harmless.
+ * - `date` resources: whole UTC days, `end_date` inclusive, so windows do not overlap.
+ * - `none` (profile): one window without a range.
+ */
+export function planBackfill(
+  resource: Pick<ResourceDefinition, 'dateParameters'>,
+  startDate: string,
+  endDate: string,
+  windowDays: number = DEFAULT_WINDOW_DAYS,
+): BackfillPlan {
+  if (!Number.isInteger(windowDays) || windowDays < 1) throw new RangeError(`windowDays must be a positive integer, got ${windowDays}`);
+  const { startMs, endMs } = normaliseRange(startDate, endDate);
+  const windows: BackfillWindow[] = [];
+  switch (resource.dateParameters) {
+    case 'none':
+      windows.push({});
+      return { startDate: new Date(startMs).toISOString(), endDate: new Date(endMs).toISOString(), windows };
+    case 'date': {
+      const firstDay = Math.floor(startMs / DAY_MS);
+      const lastDay = Math.floor(endMs / DAY_MS);
+      for (let day = firstDay; day <= lastDay; day += windowDays) {
+        windows.push({ startDate: toDateOnly(day * DAY_MS), endDate: toDateOnly(Math.min(day + windowDays - 1, lastDay) * DAY_MS) });
+      }
+      return { startDate: toDateOnly(startMs), endDate: toDateOnly(endMs), windows };
+    }
+    case 'datetime': {
+      const span = windowDays * DAY_MS;
+      for (let from = startMs; ; from += span) {
+        const to = Math.min(from + span, endMs);
+        windows.push({ startDate: new Date(from).toISOString(), endDate: new Date(to).toISOString() });
+        if (to >= endMs) break;
+      }
+      return { startDate: new Date(startMs).toISOString(), endDate: new Date(endMs).toISOString(), windows };
+    }
+  }
+}
