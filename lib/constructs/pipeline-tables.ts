@@ -1,0 +1,50 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import { AttributeType, Billing, TableEncryptionV2, TableV2, type Attribute } from 'aws-cdk-lib/aws-dynamodb';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { Construct } from 'constructs';
+import { TABLES, type KeyAttribute, type TableDefinition } from '../../functions/shared/resources';
+
+const attribute = (key: KeyAttribute): Attribute => ({
+  name: key.name,
+  type: { S: AttributeType.STRING, N: AttributeType.NUMBER, B: AttributeType.BINARY }[key.type],
+});
+
+/** Builds one table from its shared definition: on-demand, point-in-time recovery, KMS, TTL where records expire. */
+function tableFrom(scope: Construct, definition: TableDefinition, encryptionKey: IKey, removalPolicy: RemovalPolicy): TableV2 {
+  return new TableV2(scope, definition.id, {
+    partitionKey: attribute(definition.partitionKey),
+    sortKey: definition.sortKey ? attribute(definition.sortKey) : undefined,
+    localSecondaryIndexes: definition.localSecondaryIndexes?.map((index) => ({
+      indexName: index.indexName,
+      sortKey: attribute(index.sortKey),
+    })),
+    timeToLiveAttribute: definition.timeToLiveAttribute,
+    billing: Billing.onDemand(),
+    pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+    encryption: TableEncryptionV2.customerManagedKey(encryptionKey),
+    deletionProtection: removalPolicy === RemovalPolicy.RETAIN,
+    removalPolicy,
+  });
+}
+
+/** Every table of the pipeline, built from `TABLES`. */
+export class PipelineTables extends Construct {
+  readonly tables: { readonly [K in keyof typeof TABLES]: TableV2 };
+
+  constructor(scope: Construct, id: string, props: { encryptionKey: IKey; removalPolicy: RemovalPolicy }) {
+    super(scope, id);
+    this.tables = Object.fromEntries(
+      Object.entries(TABLES).map(([name, definition]) => [
+        name,
+        tableFrom(this, definition, props.encryptionKey, props.removalPolicy),
+      ]),
+    ) as PipelineTables['tables'];
+  }
+
+  /** The environment variables through which handlers find every table. */
+  environment(): Record<string, string> {
+    return Object.fromEntries(
+      Object.entries(TABLES).map(([name, definition]) => [definition.envVar, this.tables[name as keyof typeof TABLES].tableName]),
+    );
+  }
+}

@@ -1,0 +1,205 @@
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
+import { Secret, type ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { Construct } from 'constructs';
+import {
+  BACKFILL_TIMEOUT_SECONDS,
+  BUCKET,
+  QUEUES,
+  TABLES,
+  WORKER_TIMEOUT_SECONDS,
+  type QueueDefinition,
+} from '../functions/shared/resources';
+import { PipelineFunction } from './constructs/pipeline-function';
+import { PipelineQueue } from './constructs/pipeline-queue';
+import { PipelineTables } from './constructs/pipeline-tables';
+import { WebhookIngress } from './constructs/webhook-ingress';
+
+/** Settings of a deployment; every one has a safe default. */
+export interface VitalWebhookPipelineProps extends StackProps {
+  /**
+   * Name of an existing Secrets Manager secret holding the webhook signing secret (`whsec_...`, or
+   * JSON `{"current": ..., "previous": ...}` during a rotation).
+   * @default the stack creates a placeholder secret that you fill in after the first deploy
+   */
+  readonly signingSecretName?: string;
+  /**
+   * Name of an existing Secrets Manager secret holding the Vital team API key.
+   * @default the stack creates a placeholder secret that you fill in after the first deploy
+   */
+  readonly vitalApiKeySecretName?: string;
+  /** @default 'production' */
+  readonly vitalEnvironment?: 'production' | 'sandbox';
+  /** @default 'us' */
+  readonly vitalRegion?: 'us' | 'eu';
+  /**
+   * The Vital team id this deployment serves; events for any other team are quarantined, not stored.
+   * @default accept every team
+   */
+  readonly expectedTeamId?: string;
+  /** Days a delivery (svix-id) is remembered for dedupe; Svix retries for about 27.5 hours. @default 7 */
+  readonly deliveryDedupeDays?: number;
+  /** Days raw bodies (claim checks, quarantined events) are kept in the bucket. @default 30 */
+  readonly rawBodyRetentionDays?: number;
+  /** @default RetentionDays.THREE_MONTHS */
+  readonly logRetention?: RetentionDays;
+  /** Concurrent backfill invocations (each fetches one window or page at a time). @default QUEUES.backfill.maxConcurrency */
+  readonly backfillConcurrency?: number;
+  /** API Gateway throttling of the webhook route. @default 50 requests/s, bursts of 100 */
+  readonly throttle?: { readonly rateLimit: number; readonly burstLimit: number };
+  /**
+   * What happens to tables, bucket and key when the stack is deleted. Health data is kept by default.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+function secretOrPlaceholder(scope: Construct, id: string, name: string | undefined, description: string, encryptionKey: Key): ISecret {
+  if (name) return Secret.fromSecretNameV2(scope, id, name);
+  return new Secret(scope, id, { description, encryptionKey });
+}
+
+/**
+ * The whole pipeline: HTTP API → verifier → SQS → worker → DynamoDB, and the backfill function
+ * that fetches what historical events announce. One customer-managed KMS key encrypts queues,
+ * tables, bucket, secrets and logs.
+ */
+export class VitalWebhookPipelineStack extends Stack {
+  readonly webhookUrl: string;
+
+  constructor(scope: Construct, id: string, props: VitalWebhookPipelineProps = {}) {
+    super(scope, id, props);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    const logRetention = props.logRetention ?? RetentionDays.THREE_MONTHS;
+
+    const encryptionKey = new Key(this, 'DataKey', {
+      description: 'Encrypts the Vital webhook pipeline: queues, tables, bucket, secrets, logs',
+      enableKeyRotation: true,
+      removalPolicy,
+    });
+    encryptionKey.grantEncryptDecrypt(new ServicePrincipal(`logs.${this.region}.amazonaws.com`));
+
+    const tables = new PipelineTables(this, 'Tables', { encryptionKey, removalPolicy });
+    const events = new PipelineQueue(this, 'EventsQueue', { definition: QUEUES.events, encryptionKey });
+    const backfillDefinition: QueueDefinition = {
+      ...QUEUES.backfill,
+      maxConcurrency: props.backfillConcurrency ?? QUEUES.backfill.maxConcurrency,
+    };
+    const backfill = new PipelineQueue(this, 'BackfillQueue', { definition: backfillDefinition, encryptionKey });
+
+    const rawBodyRetention = Duration.days(props.rawBodyRetentionDays ?? 30);
+    const bucket = new Bucket(this, BUCKET.id, {
+      encryption: BucketEncryption.KMS,
+      encryptionKey,
+      bucketKeyEnabled: true,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      enforceSSL: true,
+      versioned: true,
+      lifecycleRules: [
+        { prefix: BUCKET.prefixes.claimChecks, expiration: rawBodyRetention, noncurrentVersionExpiration: Duration.days(1) },
+        { prefix: BUCKET.prefixes.quarantine, expiration: rawBodyRetention, noncurrentVersionExpiration: Duration.days(1) },
+        { prefix: BUCKET.prefixes.workoutStreams, noncurrentVersionExpiration: Duration.days(7) },
+      ],
+      removalPolicy,
+    });
+
+    const signingSecret = secretOrPlaceholder(
+      this,
+      'SigningSecret',
+      props.signingSecretName,
+      'Vital webhook signing secret: whsec_... (or {"current": ..., "previous": ...} during a rotation)',
+      encryptionKey,
+    );
+    const vitalApiKey = secretOrPlaceholder(
+      this,
+      'VitalApiKey',
+      props.vitalApiKeySecretName,
+      'Vital (Junction) team API key used to fetch historical backfills',
+      encryptionKey,
+    );
+
+    const ingress = new WebhookIngress(this, 'Ingress', {
+      queue: events.queue,
+      bucket,
+      signingSecret,
+      encryptionKey,
+      logRetention,
+      throttle: props.throttle ?? { rateLimit: 50, burstLimit: 100 },
+    });
+    this.webhookUrl = ingress.url;
+
+    const common = { encryptionKey, logRetention };
+    const worker = new PipelineFunction(this, 'Worker', {
+      ...common,
+      entry: 'worker.ts',
+      description: 'Dedupes verified Vital events into DynamoDB and schedules backfills',
+      timeout: Duration.seconds(WORKER_TIMEOUT_SECONDS),
+      environment: {
+        ...tables.environment(),
+        [BUCKET.envVar]: bucket.bucketName,
+        [QUEUES.backfill.envVar]: backfill.queue.queueUrl,
+        DELIVERY_DEDUPE_DAYS: String(props.deliveryDedupeDays ?? 7),
+        ...(props.expectedTeamId ? { EXPECTED_TEAM_ID: props.expectedTeamId } : {}),
+      },
+    });
+    for (const table of [tables.tables.deliveries, tables.tables.summaries, tables.tables.timeseries, tables.tables.connections, tables.tables.backfills]) {
+      table.grantReadWriteData(worker);
+    }
+    bucket.grantRead(worker, `${BUCKET.prefixes.claimChecks}*`);
+    bucket.grantPut(worker, `${BUCKET.prefixes.quarantine}*`);
+    backfill.queue.grantSendMessages(worker);
+    worker.addEventSource(sqsEventSource(events.queue, QUEUES.events));
+
+    const backfiller = new PipelineFunction(this, 'Backfill', {
+      ...common,
+      entry: 'backfill.ts',
+      description: 'Fetches announced historical data from the Vital Data Access API, window by window',
+      timeout: Duration.seconds(BACKFILL_TIMEOUT_SECONDS),
+      environment: {
+        ...tables.environment(),
+        [BUCKET.envVar]: bucket.bucketName,
+        [QUEUES.backfill.envVar]: backfill.queue.queueUrl,
+        VITAL_API_KEY_SECRET_ID: vitalApiKey.secretArn,
+        VITAL_ENVIRONMENT: props.vitalEnvironment ?? 'production',
+        VITAL_REGION: props.vitalRegion ?? 'us',
+      },
+    });
+    for (const table of [tables.tables.summaries, tables.tables.timeseries, tables.tables.backfills]) {
+      table.grantReadWriteData(backfiller);
+    }
+    bucket.grantReadWrite(backfiller, `${BUCKET.prefixes.workoutStreams}*`);
+    backfill.queue.grantSendMessages(backfiller);
+    vitalApiKey.grantRead(backfiller);
+    backfiller.addEventSource(sqsEventSource(backfill.queue, backfillDefinition));
+
+    const outputs: Record<string, string> = {
+      WebhookUrl: ingress.url,
+      EventsQueueUrl: events.queue.queueUrl,
+      EventsDlqUrl: events.deadLetterQueue.queueUrl,
+      BackfillQueueUrl: backfill.queue.queueUrl,
+      BackfillDlqUrl: backfill.deadLetterQueue.queueUrl,
+      RawBodyBucketName: bucket.bucketName,
+      SigningSecretArn: signingSecret.secretArn,
+      VitalApiKeySecretArn: vitalApiKey.secretArn,
+    };
+    for (const [name, definition] of Object.entries(TABLES)) {
+      outputs[`${definition.id}TableName`] = tables.tables[name as keyof typeof TABLES].tableName;
+    }
+    for (const [name, value] of Object.entries(outputs)) new CfnOutput(this, name, { value });
+  }
+}
+
+/** The event source mapping Lambda uses for a queue, from its shared definition. */
+function sqsEventSource(queue: PipelineQueue['queue'], definition: QueueDefinition): SqsEventSource {
+  return new SqsEventSource(queue, {
+    batchSize: definition.batchSize,
+    maxBatchingWindow: definition.maxBatchingWindowSeconds ? Duration.seconds(definition.maxBatchingWindowSeconds) : undefined,
+    maxConcurrency: definition.maxConcurrency,
+    reportBatchItemFailures: true,
+  });
+}
