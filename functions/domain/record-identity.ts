@@ -1,0 +1,145 @@
+import { resourceNamed } from './catalogue';
+import type { OrderKey } from './message-order';
+import type { SampleSource } from './record-store';
+
+/**
+ * The identity and version of what the pipeline stores, derived from Vital objects alone (no
+ * storage concerns): which summary record an object is, which version of it, where it sits in
+ * time, and which sample a timeseries entry is.
+ *
+ * Vital sends ISO 8601 timestamps with `+00:00`, sometimes with `Z`, sometimes with microseconds, and
+ * a few providers send floating local times without any offset. To compare and key them, every
+ * instant is normalised to one fixed-width UTC form, `YYYY-MM-DDTHH:MM:SS.ffffffZ`, so that plain
+ * string comparison (in code and in DynamoDB conditions) orders them. Floating times are read as UTC:
+ * the best available guess, and stable, which is what a key needs. The original strings are kept in
+ * the stored objects untouched.
+ */
+
+/** A normalised instant: `YYYY-MM-DDTHH:MM:SS.ffffffZ`, UTC, fixed width, sortable as a string. */
+export type InstantKey = string;
+
+/** Raised when a field that must hold a time holds something that is not an ISO 8601 date or time. */
+export class UnreadableTimeError extends Error {}
+
+const isoPattern =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$/i;
+
+/** Normalises an ISO 8601 date or date-time to an `InstantKey`; `undefined` when `text` is not one. */
+export function instantKey(text: string): InstantKey | undefined {
+  const match = isoPattern.exec(text.trim());
+  if (!match) return undefined;
+  const [, year, month, day, hour = '00', minute = '00', second = '00', fraction = '', offset] = match;
+  let offsetMinutes = 0;
+  if (offset && offset.toUpperCase() !== 'Z') {
+    const digits = offset.replace(':', '');
+    offsetMinutes = (digits.startsWith('-') ? -1 : 1) * (Number(digits.slice(1, 3)) * 60 + Number(digits.slice(3, 5)));
+  }
+  const wholeMs = Date.UTC(Number(year), Number(month) - 1, Number(day), Number(hour), Number(minute), Number(second));
+  if (Number.isNaN(wholeMs)) return undefined;
+  const utc = new Date(wholeMs - offsetMinutes * 60_000).toISOString().slice(0, 19);
+  return `${utc}.${fraction.slice(0, 6).padEnd(6, '0')}Z`;
+}
+
+/** `instantKey` for a field that must be a time: throws `UnreadableTimeError` naming the field otherwise. */
+export function requireInstantKey(text: string, field: string): InstantKey {
+  const key = instantKey(text);
+  if (key === undefined) throw new UnreadableTimeError(`${field} is not an ISO 8601 date or time`);
+  return key;
+}
+
+/** Milliseconds since the epoch of an `InstantKey` (sub-millisecond digits dropped). */
+export function instantMs(key: InstantKey): number {
+  return Date.parse(`${key.slice(0, 23)}Z`);
+}
+
+/** The `InstantKey` of an epoch-milliseconds time. */
+export function instantKeyOfMs(ms: number): InstantKey {
+  return `${new Date(ms).toISOString().slice(0, 23)}000Z`;
+}
+
+/** Raised when a `source` object names no provider, neither as `provider` nor as the older `slug`. */
+export class MissingProviderError extends Error {}
+
+/** `source` as Vital sends it: `provider` and `type` now, only the deprecated `slug` in older shapes. */
+export interface VitalSource {
+  readonly provider?: string | null;
+  readonly slug?: string | null;
+  readonly type?: string | null;
+}
+
+/** The provider and source type of a `source` object (provider falls back to `slug`; type to `unknown`). */
+export function sampleSourceOf(source: VitalSource): SampleSource {
+  const provider = source.provider || source.slug;
+  if (!provider) throw new MissingProviderError('source names no provider');
+  return { provider, type: source.type || 'unknown' };
+}
+
+/** Who a summary-family record is and which version of it an object is. */
+export interface SummaryRecordIdentity {
+  /** `data.id`; `workout_id` for workout streams, whose notices have no id. */
+  readonly id: string;
+  /**
+   * A sortable version: the object's `updated_at` (else `created_at`) as an `InstantKey`. Objects
+   * without either (workout-stream notices, a legacy activity shape in Vital's docs) are versioned by
+   * the order key of their message, which starts with a digit and so sorts below every dated
+   * version: a dated version always beats an undated one, and undated ones follow message order.
+   */
+  readonly version: string;
+  /** Where the record sits in time (`summaryTime`), when the resource has a natural time. */
+  readonly time?: InstantKey;
+}
+
+/** Raised when a summary-family object lacks the field that identifies it. */
+export class MissingRecordIdError extends Error {}
+
+/** The identity, version and time of a summary-family object received in a message with order key `order`. */
+export function summaryRecordIdentity(
+  resource: string,
+  object: Readonly<Record<string, unknown>>,
+  order: OrderKey,
+): SummaryRecordIdentity {
+  const idField = resourceNamed(resource)?.kind === 'stream' ? 'workout_id' : 'id';
+  const id = object[idField];
+  if (typeof id !== 'string' && typeof id !== 'number') throw new MissingRecordIdError(`${resource} object has no ${idField}`);
+  let version: string = order;
+  for (const field of ['updated_at', 'created_at'] as const) {
+    const value = object[field];
+    if (typeof value === 'string') {
+      version = requireInstantKey(value, field);
+      break;
+    }
+  }
+  const time = summaryTime(resource, object);
+  return { id: String(id), version, ...(time ? { time } : {}) };
+}
+
+/**
+ * Where a summary object sits in time: the first of the catalogue's `timeFields` it carries,
+ * normalised (a `calendar_date` becomes midnight UTC of that date). `undefined` for resources without
+ * a natural time (profile, workout_stream), which then stay out of the time index.
+ */
+export function summaryTime(resource: string, object: Readonly<Record<string, unknown>>): InstantKey | undefined {
+  for (const field of resourceNamed(resource)?.timeFields ?? []) {
+    const value = object[field];
+    if (typeof value === 'string' && value !== '') return requireInstantKey(value, field);
+  }
+  return undefined;
+}
+
+/** A sample's instant: `timestamp`, or `start` for interval samples that leave `timestamp` out. */
+export function sampleInstant(sample: Readonly<Record<string, unknown>>): InstantKey {
+  const { timestamp, start } = sample;
+  if (typeof timestamp === 'string') return requireInstantKey(timestamp, 'sample timestamp');
+  if (typeof start === 'string') return requireInstantKey(start, 'sample start');
+  throw new UnreadableTimeError('sample has neither timestamp nor start');
+}
+
+/**
+ * A sample's key within its (user, resource, provider, source type): its instant and, where present,
+ * its `type` (cholesterol sends ldl, hdl, total and triglycerides at one instant). `null` and `""`
+ * mean "no type" alike.
+ */
+export function sampleKey(sample: Readonly<Record<string, unknown>>): string {
+  const type = sample.type;
+  return typeof type === 'string' && type !== '' ? `${sampleInstant(sample)}|${type}` : sampleInstant(sample);
+}

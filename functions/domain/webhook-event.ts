@@ -1,0 +1,234 @@
+import { z } from 'zod';
+import { classifyEventType, type EventClass, type ResourceDefinition } from './catalogue';
+import { sampleInstant, sampleSourceOf, summaryRecordIdentity, UnreadableTimeError } from './record-identity';
+import type { SampleSource } from './record-store';
+
+/**
+ * What a webhook body asks the worker to do. The schemas check exactly what the worker relies on
+ * and let every other field through untouched (`.loose()`): Vital adds fields without notice, and
+ * the originals are stored as received. Legacy shapes seen in Vital's docs are accepted: `source`
+ * with only the deprecated `slug`, interval samples without `timestamp`, connection events that
+ * carry only `data.source`.
+ */
+
+type JsonObject = Record<string, unknown>;
+
+/** Raised when a signed body does not have the shape its event type promises. Carries no payload. */
+export class MalformedEnvelopeError extends Error {
+  /** Where the body is wrong, as JSON paths with zod issue codes (never values). */
+  readonly issues: readonly string[];
+  constructor(eventType: string, issues: readonly string[]) {
+    super(`${eventType} body does not match its schema: ${issues.join('; ')}`);
+    this.issues = issues;
+  }
+}
+
+const nonEmpty = z.string().min(1);
+
+const sourceSchema = z
+  .object({ provider: nonEmpty.nullish(), slug: nonEmpty.nullish(), type: z.string().nullish() })
+  .loose()
+  .refine((source) => Boolean(source.provider || source.slug), { message: 'source needs provider or slug' });
+
+/** Only `event_type` is needed to classify; the rest of the envelope is checked per family. */
+const eventTypeSchema = z.object({ event_type: nonEmpty, team_id: z.string().nullish() }).loose();
+
+const envelopeSchema = z
+  .object({ event_type: nonEmpty, user_id: nonEmpty, team_id: nonEmpty, client_user_id: z.string().nullish(), data: z.unknown() })
+  .loose();
+
+const summaryObjectSchema = z
+  .object({ id: nonEmpty, created_at: z.string().optional(), updated_at: z.string().optional(), source: sourceSchema })
+  .loose();
+
+const sampleSchema = z
+  .object({ timestamp: z.string().nullish(), start: z.string().nullish(), end: z.string().nullish(), type: z.string().nullish() })
+  .loose()
+  .refine((sample) => Boolean(sample.timestamp || sample.start), { message: 'sample needs timestamp or start' });
+
+const timeseriesBatchSchema = z.object({ source: sourceSchema, data: z.array(sampleSchema) }).loose();
+
+const workoutStreamSchema = z.object({ workout_id: nonEmpty, source: sourceSchema }).loose();
+
+const historicalSchema = z
+  .object({ provider: nonEmpty, start_date: nonEmpty, end_date: nonEmpty, is_final: z.boolean().nullish() })
+  .loose();
+
+const providerRefSchema = z.object({ slug: nonEmpty }).loose();
+
+const connectionCreatedSchema = z
+  .object({
+    provider: providerRefSchema.optional(),
+    source: sourceSchema.optional(),
+    resource_availability: z.record(z.string(), z.unknown()).nullish(),
+    external_user_id: z.string().nullish(),
+  })
+  .loose()
+  .refine((data) => Boolean(data.provider || data.source), { message: 'connection names no provider' });
+
+const connectionErrorSchema = z
+  .object({
+    provider: z.union([nonEmpty, providerRefSchema]),
+    error_type: z.string().nullish(),
+    message: z.string().nullish(),
+    error_details: z.string().nullish(),
+  })
+  .loose();
+
+/** A connection's state change, from `provider.connection.created` or `.error`. */
+export type ConnectionChange =
+  | { readonly change: 'created'; readonly resourceAvailability?: JsonObject; readonly externalUserId?: string }
+  | {
+      readonly change: 'error';
+      readonly errorType: string;
+      readonly message?: string;
+      readonly errorDetails?: string;
+    };
+
+/** What one event means to the worker. */
+export type EventAction =
+  | { readonly kind: 'summary'; readonly userId: string; readonly resource: string; readonly object: JsonObject }
+  | {
+      readonly kind: 'timeseries';
+      readonly userId: string;
+      readonly resource: string;
+      readonly source: SampleSource;
+      readonly samples: readonly JsonObject[];
+    }
+  | {
+      readonly kind: 'workout_stream';
+      readonly userId: string;
+      readonly provider: string;
+      readonly workoutId: string;
+      readonly object: JsonObject;
+    }
+  | {
+      readonly kind: 'historical';
+      readonly userId: string;
+      readonly provider: string;
+      readonly resource: string;
+      readonly startDate: string;
+      readonly endDate: string;
+    }
+  | ({ readonly kind: 'connection'; readonly userId: string; readonly provider: string } & ConnectionChange)
+  | { readonly kind: 'device'; readonly change: 'created' | 'updated' }
+  | { readonly kind: 'unknown' }
+  | { readonly kind: 'out_of_scope' }
+  | { readonly kind: 'foreign_team'; readonly teamId: string };
+
+export interface InterpretOptions {
+  /** When set, events of any other team are not data: they are to be quarantined. */
+  readonly expectedTeamId?: string;
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, eventType: string, path: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  throw new MalformedEnvelopeError(
+    eventType,
+    result.error.issues.map((issue) => `${[path, ...issue.path.map(String)].filter(Boolean).join('.') || '$'}: ${issue.code}`),
+  );
+}
+
+function interpretData(resource: ResourceDefinition, userId: string, data: unknown, eventType: string): EventAction {
+  switch (resource.kind) {
+    case 'summary': {
+      const object = parse(summaryObjectSchema, data, eventType, 'data');
+      summaryRecordIdentity(resource.name, object, '');
+      return { kind: 'summary', userId, resource: resource.name, object };
+    }
+    case 'timeseries': {
+      const batch = parse(timeseriesBatchSchema, data, eventType, 'data');
+      batch.data.forEach(sampleInstant);
+      return { kind: 'timeseries', userId, resource: resource.name, source: sampleSourceOf(batch.source), samples: batch.data };
+    }
+    case 'stream': {
+      const stream = parse(workoutStreamSchema, data, eventType, 'data');
+      return { kind: 'workout_stream', userId, provider: sampleSourceOf(stream.source).provider, workoutId: stream.workout_id, object: stream };
+    }
+  }
+}
+
+function interpretConnection(change: 'created' | 'error', userId: string, data: unknown, eventType: string): EventAction {
+  if (change === 'created') {
+    const created = parse(connectionCreatedSchema, data, eventType, 'data');
+    const provider = created.provider?.slug ?? sampleSourceOf(created.source!).provider;
+    return {
+      kind: 'connection',
+      userId,
+      provider,
+      change,
+      ...(created.resource_availability ? { resourceAvailability: created.resource_availability } : {}),
+      ...(created.external_user_id ? { externalUserId: created.external_user_id } : {}),
+    };
+  }
+  const failed = parse(connectionErrorSchema, data, eventType, 'data');
+  return {
+    kind: 'connection',
+    userId,
+    provider: typeof failed.provider === 'string' ? failed.provider : failed.provider.slug,
+    change,
+    errorType: failed.error_type || 'unknown',
+    ...(failed.message ? { message: failed.message } : {}),
+    ...(failed.error_details ? { errorDetails: failed.error_details } : {}),
+  };
+}
+
+/**
+ * Reads a webhook body and says what it asks for. Unknown and out-of-scope event types are normal
+ * outcomes and need nothing but an `event_type`; a body that breaks the schema of a type the worker
+ * processes throws `MalformedEnvelopeError`. The user is the envelope's `user_id` (the one Vital
+ * addresses the event to); a `user_id` inside `data` is kept in the stored object only.
+ */
+export function interpretEvent(body: string, options: InterpretOptions = {}): EventAction {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw new MalformedEnvelopeError('(unparsed)', ['$: invalid_json']);
+  }
+  const head = parse(eventTypeSchema, json, '(unclassified)', '');
+  const eventType = head.event_type;
+  if (options.expectedTeamId && head.team_id !== options.expectedTeamId) {
+    return { kind: 'foreign_team', teamId: head.team_id ?? '' };
+  }
+  const eventClass = classifyEventType(eventType);
+  switch (eventClass.family) {
+    case 'unknown':
+    case 'out_of_scope':
+      return { kind: eventClass.family };
+    case 'device':
+      return { kind: 'device', change: eventClass.change };
+  }
+  const envelope = parse(envelopeSchema, json, eventType, '');
+  try {
+    return interpretFamily(eventClass, envelope, eventType);
+  } catch (error) {
+    if (error instanceof UnreadableTimeError) throw new MalformedEnvelopeError(eventType, [error.message]);
+    throw error;
+  }
+}
+
+function interpretFamily(
+  eventClass: Extract<EventClass, { family: 'incremental' | 'historical' | 'connection' }>,
+  envelope: z.infer<typeof envelopeSchema>,
+  eventType: string,
+): EventAction {
+  switch (eventClass.family) {
+    case 'incremental':
+      return interpretData(eventClass.resource, envelope.user_id, envelope.data, eventType);
+    case 'historical': {
+      const notice = parse(historicalSchema, envelope.data, eventType, 'data');
+      return {
+        kind: 'historical',
+        userId: envelope.user_id,
+        provider: notice.provider,
+        resource: eventClass.resource.name,
+        startDate: notice.start_date,
+        endDate: notice.end_date,
+      };
+    }
+    case 'connection':
+      return interpretConnection(eventClass.change, envelope.user_id, envelope.data, eventType);
+  }
+}
