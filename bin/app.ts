@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { App } from 'aws-cdk-lib';
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks, HIPAASecurityChecks } from 'cdk-nag';
 import { VitalWebhookPipelineStack } from '../lib/vital-webhook-pipeline-stack';
 
 /**
@@ -7,6 +8,9 @@ import { VitalWebhookPipelineStack } from '../lib/vital-webhook-pipeline-stack';
  * needs no code change; see the README for every key.
  */
 const app = new App();
+// Health data: every synth is checked against the AWS Solutions and HIPAA Security rule packs, and
+// fails on any finding not accepted, with its reason, in lib/compliance.ts.
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new HIPAASecurityChecks(app));
 const context = (key: string): string | undefined => app.node.tryGetContext(key);
 const number = (key: string): number | undefined => (context(key) === undefined ? undefined : Number(context(key)));
 

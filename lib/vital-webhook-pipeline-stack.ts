@@ -2,10 +2,15 @@ import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
+import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership, type CfnBucket } from 'aws-cdk-lib/aws-s3';
 import { Secret, type ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Topic, type ITopic } from 'aws-cdk-lib/aws-sns';
+import { acknowledgeAcceptedFindings } from './compliance';
+import { PipelineAlarms } from './constructs/pipeline-alarms';
+import { grantObjectAccess } from './constructs/object-grants';
 import type { Construct } from 'constructs';
+import type { CfnGlobalTable } from 'aws-cdk-lib/aws-dynamodb';
 import {
   BACKFILL_TIMEOUT_SECONDS,
   BUCKET,
@@ -52,6 +57,13 @@ export interface VitalWebhookPipelineProps extends StackProps {
   /** API Gateway throttling of the webhook route. @default 50 requests/s, bursts of 100 */
   readonly throttle?: { readonly rateLimit: number; readonly burstLimit: number };
   /**
+   * Where alarms are sent; subscribe your e-mail or pager to it.
+   * @default the stack creates an encrypted topic (output `AlarmTopicArn`)
+   */
+  readonly alarmTopic?: ITopic;
+  /** Hours without any webhook before the silence alarm fires. @default 24 */
+  readonly silenceAlarmHours?: number;
+  /**
    * What happens to tables, bucket and key when the stack is deleted. Health data is kept by default.
    * @default RemovalPolicy.RETAIN
    */
@@ -82,6 +94,7 @@ export class VitalWebhookPipelineStack extends Stack {
       removalPolicy,
     });
     encryptionKey.grantEncryptDecrypt(new ServicePrincipal(`logs.${this.region}.amazonaws.com`));
+    encryptionKey.grant(new ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
 
     const tables = new PipelineTables(this, 'Tables', { encryptionKey, removalPolicy });
     const events = new PipelineQueue(this, 'EventsQueue', { definition: QUEUES.events, encryptionKey });
@@ -92,7 +105,18 @@ export class VitalWebhookPipelineStack extends Stack {
     const backfill = new PipelineQueue(this, 'BackfillQueue', { definition: backfillDefinition, encryptionKey });
 
     const rawBodyRetention = Duration.days(props.rawBodyRetentionDays ?? 30);
+    const accessLogs = new Bucket(this, 'AccessLogs', {
+      encryption: BucketEncryption.S3_MANAGED,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_PREFERRED,
+      enforceSSL: true,
+      versioned: true,
+      lifecycleRules: [{ expiration: Duration.days(365), noncurrentVersionExpiration: Duration.days(1) }],
+      removalPolicy,
+    });
     const bucket = new Bucket(this, BUCKET.id, {
+      serverAccessLogsBucket: accessLogs,
+      serverAccessLogsPrefix: 'raw-bodies-bucket/',
       encryption: BucketEncryption.KMS,
       encryptionKey,
       bucketKeyEnabled: true,
@@ -150,8 +174,8 @@ export class VitalWebhookPipelineStack extends Stack {
     for (const table of [tables.tables.deliveries, tables.tables.summaries, tables.tables.timeseries, tables.tables.connections, tables.tables.backfills]) {
       table.grantReadWriteData(worker);
     }
-    bucket.grantRead(worker, `${BUCKET.prefixes.claimChecks}*`);
-    bucket.grantPut(worker, `${BUCKET.prefixes.quarantine}*`);
+    grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.claimChecks, ['s3:GetObject']);
+    grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.quarantine, ['s3:PutObject']);
     backfill.queue.grantSendMessages(worker);
     worker.addEventSource(sqsEventSource(events.queue, QUEUES.events));
 
@@ -172,12 +196,39 @@ export class VitalWebhookPipelineStack extends Stack {
     for (const table of [tables.tables.summaries, tables.tables.timeseries, tables.tables.backfills]) {
       table.grantReadWriteData(backfiller);
     }
-    bucket.grantReadWrite(backfiller, `${BUCKET.prefixes.workoutStreams}*`);
+    grantObjectAccess(bucket, encryptionKey, backfiller, BUCKET.prefixes.workoutStreams, ['s3:GetObject', 's3:PutObject']);
     backfill.queue.grantSendMessages(backfiller);
     vitalApiKey.grantRead(backfiller);
     backfiller.addEventSource(sqsEventSource(backfill.queue, backfillDefinition));
 
+    const alarmTopic = props.alarmTopic ?? new Topic(this, 'AlarmTopic', { masterKey: encryptionKey, enforceSSL: true });
+    new PipelineAlarms(this, 'Alarms', {
+      topic: alarmTopic,
+      api: ingress.api,
+      verifier: ingress.verifier,
+      worker,
+      backfill: backfiller,
+      eventsQueue: events.queue,
+      eventsDeadLetterQueue: events.deadLetterQueue,
+      backfillDeadLetterQueue: backfill.deadLetterQueue,
+      silenceHours: props.silenceAlarmHours ?? 24,
+      signatureFailureThreshold: 20,
+    });
+
+    const bucketArn = `<${this.getLogicalId(bucket.node.defaultChild as CfnBucket)}.Arn>`;
+    const summariesArn = `<${this.getLogicalId(tables.tables.summaries.node.defaultChild as CfnGlobalTable)}.Arn>`;
+    const prefixReason = 'Scoped to one key prefix of the bucket: objects are named per delivery or workout, so the prefix is the narrowest resource.';
+    acknowledgeAcceptedFindings(this, [
+      ...Object.values(BUCKET.prefixes).map((prefix): [Construct, string, string] => [this, `AwsSolutions-IAM5[Resource::${bucketArn}/${prefix}*]`, prefixReason]),
+      [this, `AwsSolutions-IAM5[Resource::${summariesArn}/index/*]`, 'The summaries table\'s time index (byTime), used to read a user\'s records over a time range.'],
+      [ingress.api, 'AwsSolutions-APIG4', 'Vital cannot send IAM or JWT credentials; every request is authenticated by its Svix signature in the verifier before anything is stored.'],
+      [accessLogs, 'AwsSolutions-S1', 'This is the access-log bucket; logging it into itself would loop.'],
+      [accessLogs, 'HIPAA.Security-S3BucketLoggingEnabled', 'This is the access-log bucket; logging it into itself would loop.'],
+      [accessLogs, 'HIPAA.Security-S3DefaultEncryptionKMS', 'S3 server access logging delivers only to buckets encrypted with S3-managed keys.'],
+    ]);
+
     const outputs: Record<string, string> = {
+      AlarmTopicArn: alarmTopic.topicArn,
       WebhookUrl: ingress.url,
       EventsQueueUrl: events.queue.queueUrl,
       EventsDlqUrl: events.deadLetterQueue.queueUrl,

@@ -6,8 +6,10 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SERVICE_NAME } from '../../functions/shared/service';
 
-const functionsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'functions');
+const projectRoot = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const functionsDir = path.join(projectRoot, 'functions');
 
 export interface PipelineFunctionProps {
   /** The handler file, relative to `functions/` (e.g. `verifier.ts`); it exports `handler`. */
@@ -36,6 +38,8 @@ export class PipelineFunction extends NodejsFunction {
     });
     super(scope, id, {
       entry: path.join(functionsDir, props.entry),
+      projectRoot,
+      depsLockFilePath: path.join(projectRoot, 'package-lock.json'),
       handler: 'handler',
       description: props.description,
       runtime: Runtime.NODEJS_24_X,
@@ -47,7 +51,7 @@ export class PipelineFunction extends NodejsFunction {
       loggingFormat: LoggingFormat.JSON,
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
-        POWERTOOLS_SERVICE_NAME: 'vital-webhook-pipeline',
+        POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
         ...props.environment,
       },
       bundling: {

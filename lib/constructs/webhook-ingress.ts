@@ -9,6 +9,7 @@ import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { BUCKET, QUEUES } from '../../functions/shared/resources';
+import { grantObjectAccess } from './object-grants';
 import { PipelineFunction } from './pipeline-function';
 
 export interface WebhookIngressProps {
@@ -52,7 +53,7 @@ export class WebhookIngress extends Construct {
       },
     });
     props.queue.grantSendMessages(this.verifier);
-    props.bucket.grantPut(this.verifier, `${BUCKET.prefixes.claimChecks}*`);
+    grantObjectAccess(props.bucket, props.encryptionKey, this.verifier, BUCKET.prefixes.claimChecks, ['s3:PutObject']);
     props.signingSecret.grantRead(this.verifier);
 
     this.api = new HttpApi(this, 'Api', {

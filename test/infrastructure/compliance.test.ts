@@ -1,0 +1,50 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks, HIPAASecurityChecks } from 'cdk-nag';
+import { VitalWebhookPipelineStack } from '../../lib/vital-webhook-pipeline-stack';
+
+const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+const stack = new VitalWebhookPipelineStack(app, 'Compliance', { env: { account: '123456789012', region: 'us-east-1' } });
+
+describe('cdk-nag', () => {
+  for (const pack of [new AwsSolutionsChecks(), new HIPAASecurityChecks()]) {
+    it(`${pack.readPackName}: no finding is left unaccepted`, () => {
+      const report = pack.validateScope(stack);
+      const findings = report.violations.map((violation) => `${violation.ruleName} at ${violation.violatingResources.map((r) => r.resourceLogicalId).join(', ')}`);
+      assert.deepEqual(findings, []);
+      assert.equal(report.success, true);
+    });
+  }
+
+  it('gives every accepted finding a written reason', () => {
+    const acknowledged = stack.node.findAll().flatMap((construct) =>
+      construct.node.metadata
+        .filter((entry) => entry.type === 'aws:cdk:acknowledged-rules')
+        .flatMap((entry) => Object.entries(entry.data as Record<string, string>)),
+    );
+    assert.ok(acknowledged.length >= 10);
+    for (const [id, reason] of acknowledged) assert.ok(reason.length > 30, `${id} has a reason`);
+  });
+});
+
+describe('alarms', () => {
+  const template = Template.fromStack(stack);
+  it('sends every alarm to one encrypted topic the stack outputs', () => {
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as { Properties: { AlarmActions: unknown[]; AlarmDescription: string } }[];
+    assert.ok(alarms.length >= 10);
+    for (const alarm of alarms) assert.equal(alarm.Properties.AlarmActions.length, 1, alarm.Properties.AlarmDescription);
+    template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: {} });
+    template.hasOutput('AlarmTopicArn', {});
+  });
+
+  it('watches dead letters, backlog age, errors, 5xx, signature failures, failed backfills and silence', () => {
+    const descriptions = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((alarm) => String(alarm.Properties.AlarmDescription));
+    for (const expected of [/DLQ/, /backfill DLQ/, /oldest queued event/, /verifier function/, /worker function/, /answered 5xx/, /bad signatures/, /backfill job failed/, /No webhook arrived for 24 hours/]) {
+      assert.ok(descriptions.some((description) => expected.test(description)), String(expected));
+    }
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'WebhooksReceived', ComparisonOperator: 'LessThanThreshold', TreatMissingData: 'breaching', EvaluationPeriods: 24 });
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+});
