@@ -9,6 +9,7 @@ import {
   type SigningSecretSource,
 } from './adapters/signing-secret-source';
 import { IngressError, InvalidSignatureError, QueueUnavailableError } from './domain/ingress-errors';
+import { messageCreatedAtMs } from './domain/message-order';
 import { DEFAULT_MAX_BODY_BYTES, verifyDelivery, type InboundRequest, type VerifiedDelivery } from './domain/webhook-verification';
 import { requiredEnv } from './shared/environment';
 import { logger, metrics } from './shared/observability';
@@ -61,6 +62,8 @@ export function createVerifierHandler(deps: VerifierDependencies) {
         throw new QueueUnavailableError();
       }
       metrics.addMetric('Enqueued', MetricUnit.Count, 1);
+      const createdAtMs = messageCreatedAtMs(delivery.svixId);
+      if (createdAtMs !== undefined) metrics.addMetric('DeliveryLag', MetricUnit.Milliseconds, Math.max(0, Date.parse(receivedAt) - createdAtMs));
       if (claimChecked) metrics.addMetric('ClaimChecked', MetricUnit.Count, 1);
       logger.info('Delivery enqueued', { bodyBytes: delivery.bodyBytes, claimChecked });
       return respond(202, { status: 'accepted' });

@@ -31,14 +31,20 @@ function key(seconds: number, tieBreaker: string): OrderKey {
   return `${Math.floor(seconds).toString().padStart(10, '0')}.${tieBreaker}`;
 }
 
+/** When Svix created the message, from its KSUID id; `undefined` for ids that are not KSUIDs. */
+export function messageCreatedAtMs(svixId: string): number | undefined {
+  const match = ksuidPattern.exec(svixId);
+  const seconds = match ? decodeKsuidSeconds(match[1]!) : undefined;
+  return seconds === undefined ? undefined : seconds * 1000;
+}
+
 /**
  * The order key of a webhook delivery. Message ids that are not KSUIDs (another sender, a
  * hand-made test event) fall back to the time the pipeline received them.
  */
 export function orderKeyOfDelivery(svixId: string, receivedAtMs: number): OrderKey {
-  const match = ksuidPattern.exec(svixId);
-  const seconds = match ? decodeKsuidSeconds(match[1]!) : undefined;
-  if (seconds !== undefined) return key(seconds, `k${match![1]}`);
+  const createdAtMs = messageCreatedAtMs(svixId);
+  if (createdAtMs !== undefined) return key(createdAtMs / 1000, `k${ksuidPattern.exec(svixId)![1]}`);
   return key(receivedAtMs / 1000, `r${String(receivedAtMs % 1000).padStart(3, '0')}${svixId}`);
 }
 
