@@ -1,0 +1,156 @@
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { dynamoDbClient, s3Client, sqsClient } from './adapters/aws-clients';
+import { QueuedBackfillRequests, SqsBackfillQueue } from './adapters/backfill-requests';
+import { DynamoDbBackfillStatusStore } from './adapters/backfill-status-store';
+import { DynamoDbConnectionStore } from './adapters/connection-store';
+import { DEFAULT_DELIVERY_DEDUPE_DAYS, PowertoolsDeliveryDedupe, type DedupedOutcome, type DeliveryDedupe } from './adapters/delivery-dedupe';
+import { S3ClaimCheckStore, type ClaimCheckStore } from './adapters/event-queue';
+import { S3QuarantineStore } from './adapters/quarantine-store';
+import { DynamoDbRecordStore } from './adapters/record-store';
+import { processDelivery, type ProcessingPorts } from './domain/event-processing';
+import { decodeQueuedEvent, MalformedQueueMessageError, type QueuedEvent } from './domain/queued-event';
+import { MalformedEnvelopeError } from './domain/webhook-event';
+import { requiredEnv } from './shared/environment';
+import { logger, metrics } from './shared/observability';
+import { BUCKET, QUEUES, TABLES, WORKER_TIMEOUT_SECONDS } from './shared/resources';
+
+/** What the worker needs from the outside world. */
+export interface WorkerDependencies {
+  readonly ports: ProcessingPorts;
+  readonly dedupe: DeliveryDedupe;
+  readonly claimChecks: ClaimCheckStore;
+  /** When set, events of any other team are quarantined instead of stored. */
+  readonly expectedTeamId?: string;
+}
+
+const attributesOf = (record: SQSRecord): Record<string, string | undefined> =>
+  Object.fromEntries(Object.entries(record.messageAttributes ?? {}).map(([name, value]) => [name, value.stringValue]));
+
+function countOutcome(outcome: DedupedOutcome): void {
+  if (outcome.duplicate) {
+    metrics.addMetric('DuplicateDeliveries', MetricUnit.Count, 1);
+    return;
+  }
+  switch (outcome.action) {
+    case 'unknown':
+      metrics.addMetric('UnknownEvents', MetricUnit.Count, 1);
+      return;
+    case 'out_of_scope':
+      metrics.addMetric('OutOfScopeEvents', MetricUnit.Count, 1);
+      return;
+    case 'foreign_team':
+      metrics.addMetric('QuarantinedEvents', MetricUnit.Count, 1);
+      return;
+    case 'device':
+      metrics.addMetric('DeviceEvents', MetricUnit.Count, 1);
+      return;
+  }
+  if (outcome.written > 0) {
+    metrics.singleMetric().addDimension('kind', outcome.action).addMetric('RecordsWritten', MetricUnit.Count, outcome.written);
+  }
+  if (outcome.stale > 0) metrics.addMetric('StaleVersionsIgnored', MetricUnit.Count, outcome.stale);
+}
+
+/**
+ * Builds the worker: for each SQS record, decode the queue message, fetch a claim-checked body, and
+ * process the delivery once per `svix-id`. Records that throw are reported alone in
+ * `batchItemFailures` and retried by SQS until `maxReceiveCount` moves them to the DLQ; nothing is
+ * swallowed. A malformed body is such a failure on purpose: it was correctly signed, so it is kept
+ * (in the DLQ) for a replay once the schema or the sender is fixed, rather than dropped.
+ */
+export function createWorkerHandler(deps: WorkerDependencies) {
+  const processor = new BatchProcessor(EventType.SQS);
+
+  const processRecord = async (record: SQSRecord, context: Context | undefined): Promise<void> => {
+    let queued: QueuedEvent;
+    try {
+      queued = decodeQueuedEvent(record.body, attributesOf(record));
+    } catch (error) {
+      if (error instanceof MalformedQueueMessageError) {
+        metrics.addMetric('MalformedQueueMessages', MetricUnit.Count, 1);
+        logger.error('Queue message is not a queued event; left for the DLQ', { messageId: record.messageId, reason: error.message });
+      }
+      throw error;
+    }
+    const keys = { svixId: queued.svixId, eventType: queued.eventType };
+    try {
+      const outcome = await deps.dedupe.once(
+        queued.svixId,
+        async () => {
+          const body = queued.body ?? (await deps.claimChecks.get(queued.claimCheck!));
+          return processDelivery({ svixId: queued.svixId, receivedAt: queued.receivedAt, body }, deps.ports, {
+            expectedTeamId: deps.expectedTeamId,
+          });
+        },
+        context,
+      );
+      countOutcome(outcome);
+      logger.info('Delivery processed', {
+        ...keys,
+        userId: outcome.userId,
+        action: outcome.action,
+        written: outcome.written,
+        stale: outcome.stale,
+        duplicate: outcome.duplicate,
+      });
+    } catch (error) {
+      if (error instanceof MalformedEnvelopeError) {
+        metrics.addMetric('MalformedEnvelopes', MetricUnit.Count, 1);
+        logger.error('Signed body breaks its schema; retried, then kept in the DLQ for replay', { ...keys, issues: error.issues });
+      } else {
+        metrics.addMetric('ProcessingFailures', MetricUnit.Count, 1);
+        logger.error('Delivery processing failed; SQS will retry it', { ...keys, error: (error as Error).name, reason: (error as Error).message });
+      }
+      throw error;
+    }
+  };
+
+  return async (event: SQSEvent, context?: Context): Promise<SQSBatchResponse> => {
+    try {
+      return await processPartialResponse(event, (record: SQSRecord) => processRecord(record, context), processor, {
+        // Every record failing is still a partial response to SQS: each is retried on its own.
+        throwOnFullBatchFailure: false,
+      });
+    } finally {
+      metrics.publishStoredMetrics();
+    }
+  };
+}
+
+/** Wires the worker from its Lambda environment (or the local pipeline's, which sets the same names). */
+export function workerFromEnvironment(): WorkerDependencies {
+  const client = dynamoDbClient();
+  const documents = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  const bucket = requiredEnv(BUCKET.envVar);
+  return {
+    ports: {
+      records: new DynamoDbRecordStore(documents, {
+        summariesTable: requiredEnv(TABLES.summaries.envVar),
+        timeseriesTable: requiredEnv(TABLES.timeseries.envVar),
+      }),
+      connections: new DynamoDbConnectionStore(documents, requiredEnv(TABLES.connections.envVar)),
+      backfillRequests: new QueuedBackfillRequests({
+        statuses: new DynamoDbBackfillStatusStore(documents, requiredEnv(TABLES.backfills.envVar)),
+        queue: new SqsBackfillQueue(sqsClient(), requiredEnv(QUEUES.backfill.envVar)),
+      }),
+      quarantine: new S3QuarantineStore(s3Client(), bucket, BUCKET.prefixes.quarantine),
+    },
+    dedupe: new PowertoolsDeliveryDedupe({
+      client,
+      tableName: requiredEnv(TABLES.deliveries.envVar),
+      expiresAfterDays: Number(process.env.DELIVERY_DEDUPE_DAYS ?? DEFAULT_DELIVERY_DEDUPE_DAYS),
+      defaultRemainingMs: WORKER_TIMEOUT_SECONDS * 1000,
+    }),
+    claimChecks: new S3ClaimCheckStore(s3Client(), bucket),
+    expectedTeamId: process.env.EXPECTED_TEAM_ID || undefined,
+  };
+}
+
+let configured: ReturnType<typeof createWorkerHandler> | undefined;
+
+/** The Lambda entry point. */
+export const handler = (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
+  (configured ??= createWorkerHandler(workerFromEnvironment()))(event, context);
