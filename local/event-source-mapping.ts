@@ -124,9 +124,20 @@ export class SqsEventSourceMapping {
     return this;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops polling and waits up to `graceMs` for invocations in flight. One still running after that
+   * is abandoned: its messages were not deleted, so they reappear after the visibility timeout.
+   */
+  async stop(graceMs = 5_000): Promise<void> {
     this.abort.abort();
-    await Promise.all(this.loops);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(this.loops),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   private get stopped(): boolean {

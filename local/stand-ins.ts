@@ -61,9 +61,14 @@ export async function startDynamoDbLocal(options: { dataDir?: string; port?: num
   } finally {
     client.destroy();
   }
+  // The JVM is a separate process: if this one exits without stopping it (process.exit, an uncaught
+  // error), kill it on the way out rather than leave it orphaned.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   return {
     endpoint,
     stop: async () => {
+      process.off('exit', killOnExit);
       if (child.exitCode === null) {
         child.kill('SIGTERM');
         await Promise.race([exited, sleep(5_000).then(() => child.kill('SIGKILL'))]);

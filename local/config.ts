@@ -1,0 +1,104 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseSigningSecrets } from '../functions/domain/signing-secrets';
+
+/**
+ * The local pipeline's settings, all from the environment:
+ *
+ * | variable | default | meaning |
+ * |---|---|---|
+ * | `PORT` | 3000 | port of `http://127.0.0.1:$PORT/webhooks/vital` |
+ * | `LOCAL_DATA_DIR` | `.local/` | DynamoDB Local's database, fauxqs's queues and objects, the dev secret, `pipeline.json` |
+ * | `VITAL_WEBHOOK_SECRET` | generated once into `$LOCAL_DATA_DIR/webhook-secret` | the Svix signing secret (`whsec_...`) |
+ * | `VITAL_API_KEY` | none | team API key the backfill function fetches history with |
+ * | `VITAL_ENVIRONMENT`, `VITAL_REGION` | `production`, `us` | pick the Data Access API host |
+ * | `VITAL_API_BASE_URL` | none | overrides both (a sandbox, a fake API) |
+ * | `LOCAL_VISIBILITY_TIMEOUT_SECONDS` | the queue definitions' | shortens redelivery; for tests |
+ *
+ * The `VITAL_API_*` settings are read by the backfill handler itself, exactly as in AWS; they are
+ * checked here only so that a typo fails at start, not at the first backfill.
+ */
+
+/** A setting has a value the local pipeline cannot use. */
+export class InvalidLocalSettingError extends Error {}
+
+export interface LocalPipelineConfig {
+  readonly port: number;
+  readonly dataDir: string;
+  /** From `VITAL_WEBHOOK_SECRET`; otherwise the pipeline uses the dev secret in the data folder. */
+  readonly webhookSecret?: string;
+  readonly visibilityTimeoutSeconds?: number;
+}
+
+export const DEFAULT_PORT = 3000;
+export const DEFAULT_DATA_DIR = '.local';
+export const DEV_SECRET_FILE = 'webhook-secret';
+
+function integerSetting(env: NodeJS.ProcessEnv, name: string, min: number, max: number): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidLocalSettingError(`${name} must be an integer from ${min} to ${max}, not "${raw}"`);
+  }
+  return value;
+}
+
+function oneOf(env: NodeJS.ProcessEnv, name: string, allowed: readonly string[]): void {
+  const value = env[name];
+  if (value && !allowed.includes(value)) {
+    throw new InvalidLocalSettingError(`${name} must be one of ${allowed.join(', ')}, not "${value}"`);
+  }
+}
+
+/** The data folder a process works on: `LOCAL_DATA_DIR` or `.local/`, absolute. */
+export function localDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env.LOCAL_DATA_DIR || DEFAULT_DATA_DIR);
+}
+
+/** Reads and checks the settings; throws `InvalidLocalSettingError` on the first bad one. */
+export function localPipelineConfig(env: NodeJS.ProcessEnv = process.env): LocalPipelineConfig {
+  oneOf(env, 'VITAL_ENVIRONMENT', ['sandbox', 'production']);
+  oneOf(env, 'VITAL_REGION', ['us', 'eu']);
+  if (env.VITAL_API_BASE_URL && !URL.canParse(env.VITAL_API_BASE_URL)) {
+    throw new InvalidLocalSettingError(`VITAL_API_BASE_URL is not a URL: "${env.VITAL_API_BASE_URL}"`);
+  }
+  const webhookSecret = env.VITAL_WEBHOOK_SECRET || undefined;
+  if (webhookSecret) {
+    try {
+      parseSigningSecrets(webhookSecret);
+    } catch (error) {
+      throw new InvalidLocalSettingError(`VITAL_WEBHOOK_SECRET: ${(error as Error).message}`);
+    }
+  }
+  const visibilityTimeoutSeconds = integerSetting(env, 'LOCAL_VISIBILITY_TIMEOUT_SECONDS', 0, 43_200);
+  return {
+    port: integerSetting(env, 'PORT', 0, 65_535) ?? DEFAULT_PORT,
+    dataDir: localDataDir(env),
+    ...(webhookSecret ? { webhookSecret } : {}),
+    ...(visibilityTimeoutSeconds !== undefined ? { visibilityTimeoutSeconds } : {}),
+  };
+}
+
+/** A fresh `whsec_` secret, shaped as Svix issues them. */
+export function newWebhookSecret(): string {
+  return `whsec_${randomBytes(24).toString('base64')}`;
+}
+
+/**
+ * The dev secret kept in the data folder: read it, or create it on first use. `created` says whether
+ * this call made it (the pipeline prints it then).
+ */
+export async function devWebhookSecret(dataDir: string): Promise<{ secret: string; path: string; created: boolean }> {
+  const file = path.join(dataDir, DEV_SECRET_FILE);
+  try {
+    return { secret: (await readFile(file, 'utf8')).trim(), path: file, created: false };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const secret = newWebhookSecret();
+  await mkdir(dataDir, { recursive: true });
+  await writeFile(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+  return { secret, path: file, created: true };
+}
