@@ -340,8 +340,13 @@ export async function startFakeVitalApi(options: FakeVitalApiOptions): Promise<F
       const resource = RESOURCES.get(resourceName);
       if (!resource) throw new RangeError(`unknown resource ${resourceName}`);
       if (emptyProviders.has(provider)) return new Set();
-      const fromMs = Math.min(Date.parse(startDate), Date.parse(endDate));
-      const toMs = Math.max(Date.parse(startDate), Date.parse(endDate));
+      let fromMs = Math.min(Date.parse(startDate), Date.parse(endDate));
+      let toMs = Math.max(Date.parse(startDate), Date.parse(endDate));
+      if (resource.dateParameters === 'date') {
+        // Asked for by date, end inclusive: whole days.
+        fromMs = Math.floor(fromMs / DAY_MS) * DAY_MS;
+        toMs = Math.floor(toMs / DAY_MS) * DAY_MS + DAY_MS - 1;
+      }
       if (resource.kind === 'timeseries') return new Set(samples(resource, fromMs, toMs).map((s) => `${provider}|ring|${s.timestamp}|${s.type}`));
       if (resource.dateParameters === 'none') return new Set([deterministicUuid(seed, userId, provider, 'profile')]);
       const listing = resource.kind === 'stream' ? RESOURCES.get('workouts')! : resource;

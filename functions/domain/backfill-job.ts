@@ -76,6 +76,10 @@ export interface BackfillStatus extends BackfillJobKey, BackfillCheckpoint {
   readonly windowsTotal: number;
   readonly windowsDone: number;
   readonly pagesDone: number;
+  /**
+   * Records fetched and handed to the idempotent store (streams, for a workout_stream backfill);
+   * a record on the shared boundary of two datetime windows counts twice.
+   */
   readonly recordsStored: number;
   /** Optimistic-concurrency version: every checkpoint write expects it and increments it. */
   readonly stepSeq: number;

@@ -148,8 +148,8 @@ export class BackfillRunner {
           provider: typeof group.source.provider === 'string' ? group.source.provider : provider,
           type: typeof group.source.type === 'string' ? group.source.type : 'unknown',
         };
-        const outcome = await records.storeTimeseries({ userId, resource: resource.name, source: sampleSource, samples: group.samples, order });
-        stored += outcome.written + outcome.stale;
+        await records.storeTimeseries({ userId, resource: resource.name, source: sampleSource, samples: group.samples, order });
+        stored += group.samples.length;
       }
       return { records: stored, nextCursor: page.nextCursor };
     }
@@ -158,13 +158,9 @@ export class BackfillRunner {
     const workoutIds = listing === WORKOUTS ? fetched.objects.map((workout) => workout.id).filter((id): id is string => typeof id === 'string') : [];
     if (resource.kind === 'stream') return { records: await this.fetchAndStoreStreams(userId, provider, workoutIds), nextCursor: null };
     const order = orderKeyOfFetch(fetched.fetchedAtMs);
-    let stored = 0;
-    for (const object of fetched.objects) {
-      const outcome = await records.storeSummary({ userId, resource: resource.name, object, order });
-      stored += outcome.written + outcome.stale;
-    }
+    for (const object of fetched.objects) await records.storeSummary({ userId, resource: resource.name, object, order });
     await this.fetchAndStoreStreams(userId, provider, workoutIds);
-    return { records: stored, nextCursor: null };
+    return { records: fetched.objects.length, nextCursor: null };
   }
 
   private async fetchAndStoreStreams(userId: string, provider: string, workoutIds: readonly string[]): Promise<number> {

@@ -1,0 +1,133 @@
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { dynamoDbClient, s3Client, sqsClient } from './adapters/aws-clients';
+import { SqsBackfillQueue } from './adapters/backfill-requests';
+import { DynamoDbBackfillStatusStore } from './adapters/backfill-status-store';
+import { DynamoDbRecordStore } from './adapters/record-store';
+import { VitalApiClient, vitalApiBaseUrl, type VitalEnvironment, type VitalRegion } from './adapters/vital-api-client';
+import { S3WorkoutStreamStore } from './adapters/workout-stream-store';
+import { parseJobMessage } from './domain/backfill-job';
+import { BackfillRunner, type BackfillRunnerDependencies } from './domain/backfill-run';
+import { requiredEnv } from './shared/environment';
+import { BUCKET, QUEUES, TABLES } from './shared/resources';
+import { logger, metrics } from './shared/observability';
+
+/** What the backfill function needs from the outside world. */
+export interface BackfillHandlerDependencies extends BackfillRunnerDependencies {
+  /**
+   * Time kept in hand when deciding whether to start another page: a page of workouts fetches one
+   * stream per workout, so this must cover the slowest page with its retries.
+   * @default 30 000
+   */
+  readonly timeReserveMs?: number;
+  /** Pages one invocation works on before handing the job back to the queue. @default unlimited */
+  readonly maxPagesPerInvocation?: number;
+}
+
+/**
+ * Builds the backfill function: one job message per record (the queue's batch size is 1), partial
+ * batch responses so that a failing record is redelivered alone with its checkpoint intact.
+ */
+export function createBackfillHandler(deps: BackfillHandlerDependencies) {
+  const runner = new BackfillRunner({
+    ...deps,
+    listener: {
+      page: (resource, records) => {
+        metrics.addMetric('BackfillPages', MetricUnit.Count, 1);
+        metrics.addMetric('BackfillRecords', MetricUnit.Count, records);
+        logger.debug('Backfill page stored', { resource, records });
+      },
+      streams: (count) => metrics.addMetric('BackfillWorkoutStreams', MetricUnit.Count, count),
+      failed: (resource, reason) => {
+        metrics.addMetric('BackfillFailures', MetricUnit.Count, 1);
+        logger.error('Backfill failed', { resource, reason });
+      },
+    },
+  });
+  const timeReserveMs = deps.timeReserveMs ?? 30_000;
+  const maxPages = deps.maxPagesPerInvocation ?? Number.POSITIVE_INFINITY;
+
+  const processRecord = async (record: SQSRecord, context: Context): Promise<void> => {
+    const message = parseJobMessage(record.body);
+    logger.appendKeys({ userId: message.userId, provider: message.provider, job: message.type });
+    try {
+      if (message.type === 'workout_stream') {
+        await runner.runWorkoutStream(message);
+        return;
+      }
+      logger.appendKeys({ resource: message.resource, runId: message.runId });
+      let pages = 0;
+      const outcome = await runner.runHistorical(message, () => pages++ < maxPages && context.getRemainingTimeInMillis() > timeReserveMs);
+      if (outcome === 'continued') metrics.addMetric('BackfillContinuations', MetricUnit.Count, 1);
+      logger.info('Backfill invocation done', { outcome });
+    } catch (error) {
+      metrics.addMetric('BackfillTransientErrors', MetricUnit.Count, 1);
+      logger.warn('Backfill step failed; SQS will redeliver from the checkpoint', { error: (error as Error).name, reason: (error as Error).message });
+      throw error;
+    } finally {
+      logger.resetKeys();
+    }
+  };
+
+  return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+    try {
+      const processor = new BatchProcessor(EventType.SQS);
+      return await processPartialResponse(event, (record: SQSRecord) => processRecord(record, context), processor, { context });
+    } finally {
+      metrics.publishStoredMetrics();
+    }
+  };
+}
+
+/** The team API key: Secrets Manager when `VITAL_API_KEY_SECRET_ID` is set (AWS), else `VITAL_API_KEY` (local). */
+function apiKeySource(): () => Promise<string> {
+  const secretId = process.env.VITAL_API_KEY_SECRET_ID;
+  if (secretId) {
+    return async () => {
+      const value = await getSecret<string>(secretId, { maxAge: 300 });
+      if (typeof value !== 'string' || value.length === 0) throw new Error('The Vital API key secret has no string value');
+      return value;
+    };
+  }
+  const localKey = process.env.VITAL_API_KEY;
+  if (!localKey) throw new Error('Set VITAL_API_KEY_SECRET_ID (deployed) or VITAL_API_KEY (local) for the backfill');
+  return async () => localKey;
+}
+
+/** Wires the backfill function from its Lambda environment (or the local pipeline's, which sets the same names). */
+export function backfillFromEnvironment(): BackfillHandlerDependencies {
+  const documents = DynamoDBDocumentClient.from(dynamoDbClient(), { marshallOptions: { removeUndefinedValues: true } });
+  return {
+    statuses: new DynamoDbBackfillStatusStore(documents, requiredEnv(TABLES.backfills.envVar)),
+    records: new DynamoDbRecordStore(documents, {
+      summariesTable: requiredEnv(TABLES.summaries.envVar),
+      timeseriesTable: requiredEnv(TABLES.timeseries.envVar),
+    }),
+    streams: new S3WorkoutStreamStore(s3Client(), requiredEnv(BUCKET.envVar)),
+    queue: new SqsBackfillQueue(sqsClient(), requiredEnv(QUEUES.backfill.envVar)),
+    source: new VitalApiClient({
+      baseUrl: vitalApiBaseUrl({
+        environment: (process.env.VITAL_ENVIRONMENT ?? 'production') as VitalEnvironment,
+        region: (process.env.VITAL_REGION ?? 'us') as VitalRegion,
+        legacyHosts: process.env.VITAL_API_LEGACY_HOSTS === 'true',
+        override: process.env.VITAL_API_BASE_URL,
+      }),
+      apiKey: apiKeySource(),
+      maxRequestsPerSecond: Number(process.env.VITAL_API_MAX_REQUESTS_PER_SECOND ?? 10),
+      onRetry: (reason, delayMs) => {
+        metrics.addMetric('BackfillRetries', MetricUnit.Count, 1);
+        logger.warn('Vital API retry', { reason, delayMs: Math.round(delayMs) });
+      },
+    }),
+    ...(process.env.BACKFILL_TIME_RESERVE_MS ? { timeReserveMs: Number(process.env.BACKFILL_TIME_RESERVE_MS) } : {}),
+  };
+}
+
+let configured: ReturnType<typeof createBackfillHandler> | undefined;
+
+/** The Lambda entry point. */
+export const handler = (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
+  (configured ??= createBackfillHandler(backfillFromEnvironment()))(event, context);

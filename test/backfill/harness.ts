@@ -1,0 +1,132 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createBackfillHandler, type BackfillHandlerDependencies } from '../../functions/backfill';
+import { QueuedBackfillRequests, SqsBackfillQueue } from '../../functions/adapters/backfill-requests';
+import { DynamoDbBackfillStatusStore } from '../../functions/adapters/backfill-status-store';
+import { DynamoDbRecordStore } from '../../functions/adapters/record-store';
+import { VitalApiClient } from '../../functions/adapters/vital-api-client';
+import { S3WorkoutStreamStore } from '../../functions/adapters/workout-stream-store';
+import type { BackfillJobKey, BackfillStatus } from '../../functions/domain/backfill-job';
+import { newMessageId } from '../../functions/domain/message-order';
+import { QUEUES } from '../../functions/shared/resources';
+import { SqsEventSourceMapping } from '../../local/event-source-mapping';
+import { startFakeVitalApi, type FakeVitalApi, type FakeVitalApiOptions } from '../../local/fake-vital-api';
+import { createLocalResources, type LocalResources } from '../../local/local-resources';
+import { LOCAL_AWS, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+
+/**
+ * The backfill on real stand-ins: DynamoDB Local, fauxqs (SQS and S3), the fake Vital API on
+ * loopback, the local SQS event source mapping invoking the real handler with real SDK clients.
+ */
+
+export const API_KEY = 'backfill-test-key';
+
+export interface Harness {
+  readonly fake: FakeVitalApi;
+  readonly resources: LocalResources;
+  readonly documents: DynamoDBDocumentClient;
+  readonly sqs: SQSClient;
+  readonly s3: S3Client;
+  readonly records: DynamoDbRecordStore;
+  readonly statuses: DynamoDbBackfillStatusStore;
+  readonly streams: S3WorkoutStreamStore;
+  readonly requests: QueuedBackfillRequests;
+  readonly dependencies: (overrides?: Partial<BackfillHandlerDependencies>) => BackfillHandlerDependencies;
+  /** Starts the event source mapping with the backfill handler; returns its stop function. */
+  startBackfill(options?: { concurrency?: number; overrides?: Partial<BackfillHandlerDependencies> }): () => Promise<void>;
+  /** Sends a historical notice for a fresh run; returns its run id. */
+  historical(key: BackfillJobKey, startDate: string, endDate: string): Promise<string>;
+  waitForState(key: BackfillJobKey, runId: string, states: readonly BackfillStatus['state'][], timeoutMs?: number): Promise<BackfillStatus>;
+  stop(): Promise<void>;
+}
+
+export async function startHarness(options: {
+  fake?: Omit<FakeVitalApiOptions, 'apiKey'>;
+  visibilityTimeoutSeconds?: number;
+  maxRequestsPerSecond?: number;
+} = {}): Promise<Harness> {
+  const [dynamo, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
+  const standIns: RunningStandIn[] = [dynamo, sqsAndS3];
+  const dynamodb = new DynamoDBClient({ endpoint: dynamo.endpoint, ...LOCAL_AWS });
+  const sqs = new SQSClient({ endpoint: sqsAndS3.endpoint, ...LOCAL_AWS });
+  const s3 = new S3Client({ endpoint: sqsAndS3.endpoint, forcePathStyle: true, ...LOCAL_AWS });
+  const resources = await createLocalResources({
+    dynamodb,
+    sqs,
+    s3,
+    sqsEndpoint: sqsAndS3.endpoint,
+    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 2,
+  });
+  const fake = await startFakeVitalApi({ apiKey: API_KEY, ...options.fake });
+  const documents = DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } });
+  const statuses = new DynamoDbBackfillStatusStore(documents, resources.tables.backfills);
+  const records = new DynamoDbRecordStore(documents, { summariesTable: resources.tables.summaries, timeseriesTable: resources.tables.timeseries });
+  const streams = new S3WorkoutStreamStore(s3, resources.bucket);
+  const queue = new SqsBackfillQueue(sqs, resources.queues.backfill.url);
+  const requests = new QueuedBackfillRequests({ statuses, queue });
+
+  const dependencies = (overrides: Partial<BackfillHandlerDependencies> = {}): BackfillHandlerDependencies => ({
+    statuses,
+    records,
+    streams,
+    queue,
+    source: new VitalApiClient({
+      baseUrl: fake.url,
+      apiKey: async () => API_KEY,
+      maxRequestsPerSecond: options.maxRequestsPerSecond ?? 200,
+      retry: { maxAttempts: 6, baseDelayMs: 10, maxDelayMs: 2_000 },
+    }),
+    timeReserveMs: 1_000,
+    ...overrides,
+  });
+
+  const mappings: SqsEventSourceMapping[] = [];
+  return {
+    fake,
+    resources,
+    documents,
+    sqs,
+    s3,
+    records,
+    statuses,
+    streams,
+    requests,
+    dependencies,
+    startBackfill: ({ concurrency, overrides } = {}) => {
+      const mapping = new SqsEventSourceMapping({
+        sqs,
+        queueUrl: resources.queues.backfill.url,
+        queueArn: resources.queues.backfill.arn,
+        settings: { ...QUEUES.backfill, maxConcurrency: concurrency ?? QUEUES.backfill.maxConcurrency },
+        function: { name: 'backfill', timeoutSeconds: 30, handler: createBackfillHandler(dependencies(overrides)) },
+      }).start();
+      mappings.push(mapping);
+      return () => mapping.stop();
+    },
+    historical: async (key, startDate, endDate) => {
+      const svixId = newMessageId();
+      await requests.requestHistorical({ ...key, startDate, endDate, svixId });
+      return svixId;
+    },
+    waitForState: async (key, runId, states, timeoutMs = 60_000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const status = await statuses.get(key);
+        if (status?.runId === runId && states.includes(status.state)) return status;
+        if (Date.now() > deadline) throw new Error(`backfill ${key.resource} not ${states.join('/')} in time: ${JSON.stringify(status)}`);
+        await sleep(50);
+      }
+    },
+    stop: async () => {
+      await Promise.all(mappings.map((mapping) => mapping.stop()));
+      await fake.stop();
+      dynamodb.destroy();
+      sqs.destroy();
+      s3.destroy();
+      await Promise.all(standIns.map((standIn) => standIn.stop()));
+    },
+  };
+}
