@@ -130,21 +130,33 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, eventType: string, path:
   );
 }
 
+/**
+ * Validates `data` and builds the action from the original JSON, not from zod's output: zod
+ * rebuilds objects with its known keys first, and the stored originals must keep the sender's shape.
+ */
 function interpretData(resource: ResourceDefinition, userId: string, data: unknown, eventType: string): EventAction {
   switch (resource.kind) {
     case 'summary': {
-      const object = parse(summaryObjectSchema, data, eventType, 'data');
+      parse(summaryObjectSchema, data, eventType, 'data');
+      const object = data as JsonObject;
       summaryRecordIdentity(resource.name, object, '');
       return { kind: 'summary', userId, resource: resource.name, object };
     }
     case 'timeseries': {
       const batch = parse(timeseriesBatchSchema, data, eventType, 'data');
-      batch.data.forEach(sampleInstant);
-      return { kind: 'timeseries', userId, resource: resource.name, source: sampleSourceOf(batch.source), samples: batch.data };
+      const samples = (data as { data: JsonObject[] }).data;
+      samples.forEach(sampleInstant);
+      return { kind: 'timeseries', userId, resource: resource.name, source: sampleSourceOf(batch.source), samples };
     }
     case 'stream': {
       const stream = parse(workoutStreamSchema, data, eventType, 'data');
-      return { kind: 'workout_stream', userId, provider: sampleSourceOf(stream.source).provider, workoutId: stream.workout_id, object: stream };
+      return {
+        kind: 'workout_stream',
+        userId,
+        provider: sampleSourceOf(stream.source).provider,
+        workoutId: stream.workout_id,
+        object: data as JsonObject,
+      };
     }
   }
 }
@@ -158,7 +170,8 @@ function interpretConnection(change: 'created' | 'error', userId: string, data: 
       userId,
       provider,
       change,
-      ...(created.resource_availability ? { resourceAvailability: created.resource_availability } : {}),
+      // The announcement as sent (zod's copy would reorder its keys).
+      ...(created.resource_availability ? { resourceAvailability: (data as { resource_availability: JsonObject }).resource_availability } : {}),
       ...(created.external_user_id ? { externalUserId: created.external_user_id } : {}),
     };
   }

@@ -1,0 +1,138 @@
+import type { Context, SQSRecord } from 'aws-lambda';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import type { WorkerDependencies } from '../../functions/worker';
+import { DynamoDbRecordStore } from '../../functions/adapters/record-store';
+import { DynamoDbConnectionStore } from '../../functions/adapters/connection-store';
+import { PowertoolsDeliveryDedupe } from '../../functions/adapters/delivery-dedupe';
+import { S3ClaimCheckStore } from '../../functions/adapters/event-queue';
+import { S3QuarantineStore } from '../../functions/adapters/quarantine-store';
+import type { BackfillRequests, HistoricalNotice, WorkoutStreamNotice } from '../../functions/domain/backfill-requests';
+import { newMessageId } from '../../functions/domain/message-order';
+import { encodeAttributes, type ClaimCheck } from '../../functions/domain/queued-event';
+import { BUCKET, TABLES } from '../../functions/shared/resources';
+import { createTables } from '../../local/provision';
+import { LOCAL_AWS, startDynamoDbLocal, startSqsAndS3 } from '../../local/stand-ins';
+
+/**
+ * The worker on real stand-ins: DynamoDB Local with the project's tables, fauxqs for S3 (claim
+ * checks, quarantine), the real stores and the real Powertools dedupe. Only the backfill requests
+ * are a recording implementation of their interface: the tests check what the worker asks for.
+ */
+
+/** Records what the worker asked the backfill side to do. */
+export class RecordingBackfillRequests implements BackfillRequests {
+  readonly historical: HistoricalNotice[] = [];
+  readonly workoutStreams: WorkoutStreamNotice[] = [];
+  async requestHistorical(notice: HistoricalNotice): Promise<void> {
+    this.historical.push(notice);
+  }
+  async requestWorkoutStream(notice: WorkoutStreamNotice): Promise<void> {
+    this.workoutStreams.push(notice);
+  }
+}
+
+export interface WorkerHarness {
+  readonly client: DynamoDBClient;
+  readonly documents: DynamoDBDocumentClient;
+  readonly s3: S3Client;
+  readonly bucket: string;
+  readonly env: Record<string, string>;
+  readonly records: DynamoDbRecordStore;
+  readonly connections: DynamoDbConnectionStore;
+  readonly backfillRequests: RecordingBackfillRequests;
+  /** Worker dependencies on the stand-ins; `overrides` replace parts (a failing store wrapper). */
+  dependencies(overrides?: Partial<WorkerDependencies> & { expectedTeamId?: string }): WorkerDependencies;
+  stop(): Promise<void>;
+}
+
+let prefixCounter = 0;
+
+export async function startWorkerHarness(): Promise<WorkerHarness> {
+  const [dynamo, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
+  const client = new DynamoDBClient({ endpoint: dynamo.endpoint, ...LOCAL_AWS });
+  const documents = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  const s3 = new S3Client({ endpoint: sqsAndS3.endpoint, forcePathStyle: true, ...LOCAL_AWS });
+  const bucket = 'worker-test-bodies';
+  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  const env = await createTables(client, `worker${(prefixCounter += 1)}-`);
+  const records = new DynamoDbRecordStore(documents, {
+    summariesTable: env[TABLES.summaries.envVar]!,
+    timeseriesTable: env[TABLES.timeseries.envVar]!,
+  });
+  const connections = new DynamoDbConnectionStore(documents, env[TABLES.connections.envVar]!);
+  const backfillRequests = new RecordingBackfillRequests();
+  const dedupe = new PowertoolsDeliveryDedupe({ client, tableName: env[TABLES.deliveries.envVar]!, defaultRemainingMs: 30_000 });
+  return {
+    client,
+    documents,
+    s3,
+    bucket,
+    env,
+    records,
+    connections,
+    backfillRequests,
+    dependencies: (overrides = {}) => ({
+      ports: { records, connections, backfillRequests, quarantine: new S3QuarantineStore(s3, bucket, BUCKET.prefixes.quarantine) },
+      dedupe,
+      claimChecks: new S3ClaimCheckStore(s3, bucket),
+      ...overrides,
+    }),
+    stop: async () => {
+      client.destroy();
+      s3.destroy();
+      await Promise.all([dynamo.stop(), sqsAndS3.stop()]);
+    },
+  };
+}
+
+let deliveryCounter = 0;
+
+/** A new delivery's identity: a unique Svix-style id created at `createdAt` (which fixes its order). */
+export function delivery(createdAt: string): { svixId: string; receivedAt: string } {
+  const random = new Uint8Array(16);
+  new DataView(random.buffer).setUint32(12, (deliveryCounter += 1));
+  return { svixId: newMessageId(new Date(createdAt), random), receivedAt: new Date(Date.parse(createdAt) + 2_000).toISOString() };
+}
+
+let messageCounter = 0;
+
+/** The SQS record the verifier would have queued for `body`. */
+export function sqsRecord(
+  body: unknown,
+  identity: { svixId: string; receivedAt: string },
+  options: { eventType?: string; claimCheck?: ClaimCheck; receiveCount?: number } = {},
+): SQSRecord {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  const eventType = options.eventType ?? (JSON.parse(text) as { event_type: string }).event_type;
+  const attributes = encodeAttributes({ ...identity, svixTimestamp: String(Math.floor(Date.now() / 1000)), eventType }, options.claimCheck);
+  return {
+    messageId: `message-${(messageCounter += 1)}`,
+    receiptHandle: `receipt-${messageCounter}`,
+    body: options.claimCheck ? attributes['claim-check']! : text,
+    attributes: {
+      ApproximateReceiveCount: String(options.receiveCount ?? 1),
+      SentTimestamp: String(Date.now()),
+      SenderId: 'verifier',
+      ApproximateFirstReceiveTimestamp: String(Date.now()),
+    },
+    messageAttributes: Object.fromEntries(
+      Object.entries(attributes).map(([name, value]) => [name, { stringValue: value, dataType: 'String', stringListValues: [], binaryListValues: [] }]),
+    ),
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:events',
+    awsRegion: 'us-east-1',
+  };
+}
+
+/** A Lambda context with the worker's timeout left. */
+export function lambdaContext(): Context {
+  const deadline = Date.now() + 30_000;
+  return {
+    functionName: 'worker',
+    awsRequestId: `request-${Date.now()}`,
+    getRemainingTimeInMillis: () => deadline - Date.now(),
+  } as unknown as Context;
+}
