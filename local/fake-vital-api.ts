@@ -54,6 +54,8 @@ export interface FakeVitalCounters {
   readonly served: Map<string, Set<string>>;
   /** Request start times (ms), to measure rates. */
   readonly requestTimes: number[];
+  /** Path and query of every request answered 200, in order. */
+  readonly dataRequests: string[];
 }
 
 export interface FakeVitalApi {
@@ -129,6 +131,7 @@ export async function startFakeVitalApi(options: FakeVitalApiOptions): Promise<F
     maxConcurrent: 0,
     served: new Map(),
     requestTimes: [],
+    dataRequests: [],
   };
 
   const recordServed = (userId: string, resource: string, identities: Iterable<string>) => {
@@ -315,7 +318,10 @@ export async function startFakeVitalApi(options: FakeVitalApiOptions): Promise<F
     if (answer.status === 200 && faults.malformedFraction && random() < faults.malformedFraction) {
       return send(response, 200, JSON.stringify(answer.body).slice(0, 20));
     }
-    if (answer.status === 200) counters.dataResponses += 1;
+    if (answer.status === 200) {
+      counters.dataResponses += 1;
+      counters.dataRequests.push(`${url.pathname}${url.search}`);
+    }
     send(response, answer.status, JSON.stringify(answer.body));
   }
 
@@ -359,6 +365,7 @@ export async function startFakeVitalApi(options: FakeVitalApiOptions): Promise<F
       counters.maxConcurrent = counters.concurrent;
       counters.served.clear();
       counters.requestTimes.length = 0;
+      counters.dataRequests.length = 0;
     },
     stop: () =>
       new Promise<void>((resolve, reject) => {

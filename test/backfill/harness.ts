@@ -26,6 +26,7 @@ export const API_KEY = 'backfill-test-key';
 
 export interface Harness {
   readonly fake: FakeVitalApi;
+  readonly endpoints: { readonly dynamodb: string; readonly sqsAndS3: string };
   readonly resources: LocalResources;
   readonly documents: DynamoDBDocumentClient;
   readonly sqs: SQSClient;
@@ -86,6 +87,7 @@ export async function startHarness(options: {
   const mappings: SqsEventSourceMapping[] = [];
   return {
     fake,
+    endpoints: { dynamodb: dynamo.endpoint, sqsAndS3: sqsAndS3.endpoint },
     resources,
     documents,
     sqs,
