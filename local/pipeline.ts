@@ -5,6 +5,7 @@ import type { SQSRecord } from 'aws-lambda';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ATTRIBUTE } from '../functions/domain/queued-event';
+import { BACKFILL_TIMEOUT_SECONDS, WORKER_TIMEOUT_SECONDS } from '../functions/shared/resources';
 import { devWebhookSecret, type LocalPipelineConfig } from './config';
 import { routePowertoolsLogs, type Output } from './console-output';
 import { SqsEventSourceMapping, type MessageOutcome, type SqsFunction } from './event-source-mapping';
@@ -36,6 +37,8 @@ interface ConsumerDefinition {
 }
 
 const CONSUMERS: readonly ConsumerDefinition[] = [
+  { queue: 'events', name: 'worker', timeoutSeconds: WORKER_TIMEOUT_SECONDS, load: () => import('../functions/worker') },
+  { queue: 'backfill', name: 'backfill', timeoutSeconds: BACKFILL_TIMEOUT_SECONDS, load: () => import('../functions/backfill') },
 ];
 
 export interface RunningPipeline {
