@@ -7,7 +7,7 @@ import type { SampleSource } from './record-store';
  * Timeseries samples are stored packed: one item per (user, resource, time bucket, provider, source
  * type) holding every sample of that window. One item per sample cannot meet the cost targets: a
  * write costs at least one unit and a day of 1 Hz heart rate is 86,400 samples, whereas a 15-minute
- * bucket of them compresses to a few KB. See `docs/storage.md` for the measurements behind the width.
+ * bucket of them compresses to under 2 KB. See `docs/storage.md` for the measurements behind the width.
  *
  * A bucket records, for every sample key, the sample exactly as received and the order key of the
  * message it came from, so that a sample is replaced only by one from a newer message, whatever
@@ -16,7 +16,7 @@ import type { SampleSource } from './record-store';
  */
 
 /** Default bucket width: measured as the best write cost for dense series (docs/storage.md). */
-export const DEFAULT_BUCKET_MINUTES = 15;
+export const DEFAULT_BUCKET_MINUTES = 5;
 
 /**
  * Narrower buckets for resources whose sample rate would overflow a 400 KB item in the default
