@@ -6,7 +6,8 @@ import type { Row } from './report';
  * Each benchmark runs in a fresh Node process: no JIT state, heap or open handles carry over from one
  * benchmark to the next, and the code under test may log freely (Powertools writes JSON lines to
  * stdout, as in Lambda) without that output reaching the table. Its stdout goes to /dev/null, so the
- * cost of formatting logs is still paid; stderr stays visible for errors.
+ * cost of formatting logs is still paid; its stderr (Powertools' warnings among it) is kept and shown
+ * only when the benchmark fails.
  */
 
 const benchDirectory = import.meta.dirname;
@@ -23,8 +24,10 @@ export function runIsolated(moduleFile: string, timeoutMs: number): Promise<Benc
     const child = fork(path.join(benchDirectory, 'benchmark-process.ts'), [path.join(benchDirectory, moduleFile)], {
       cwd: path.dirname(benchDirectory),
       execArgv: ['--import', 'tsx'],
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
+    const stderr: Buffer[] = [];
+    child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk));
     let rows: Row[] | undefined;
     let failure: string | undefined;
     const timer = setTimeout(() => {
@@ -36,8 +39,9 @@ export function runIsolated(moduleFile: string, timeoutMs: number): Promise<Benc
     });
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      if (rows && !failure) resolve({ rows });
-      else resolve({ rows: [], failure: failure ?? `crashed (exit ${code ?? signal}); its error is printed above` });
+      if (rows && !failure) return resolve({ rows });
+      process.stderr.write(Buffer.concat(stderr));
+      resolve({ rows: [], failure: failure ?? `crashed (exit ${code ?? signal}); its error is printed above` });
     });
   });
 }
