@@ -85,7 +85,7 @@ export class PipelineAlarms extends Construct {
     alarm('SignatureFailures', 'Many requests with bad signatures: a wrong or rotated secret, or someone probing the endpoint',
       pipelineMetric('Rejected', { reason: 'invalid_signature' }), props.signatureFailureThreshold);
     alarm('BackfillsFailed', 'A backfill job failed: see the backfills table for its last error',
-      pipelineMetric('BackfillsFailed'), 0);
+      pipelineMetric('BackfillFailures'), 0);
     alarm('NoWebhooks', `No webhook arrived for ${props.silenceHours} hours: has Svix disabled the endpoint?`,
       pipelineMetric('WebhooksReceived', {}, Duration.hours(1)), 1, {
         comparison: ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -104,7 +104,11 @@ export class PipelineAlarms extends Construct {
       new GraphWidget({ title: 'Delivery lag (ms)', left: [new Metric({ namespace: METRICS_NAMESPACE, metricName: 'DeliveryLag', dimensionsMap: { service: SERVICE_NAME }, statistic: 'p99' })], width: 12 }),
     );
     this.dashboard.addWidgets(
-      new GraphWidget({ title: 'Records written and skipped', left: ['SummariesWritten', 'SamplesWritten', 'DuplicateDeliveries', 'StaleVersionsIgnored'].map((name) => pipelineMetric(name)), width: 12 }),
+      new GraphWidget({ title: 'Records written and skipped', left: [
+        ...['summary', 'timeseries', 'workout_stream', 'connection'].map((kind) => pipelineMetric('RecordsWritten', { kind })),
+        pipelineMetric('DuplicateDeliveries'),
+        pipelineMetric('StaleVersionsIgnored'),
+      ], width: 12 }),
       new GraphWidget({ title: 'Unknown, out-of-scope and quarantined events', left: ['UnknownEvents', 'OutOfScopeEvents', 'QuarantinedEvents'].map((name) => pipelineMetric(name)), width: 12 }),
     );
     this.dashboard.addWidgets(
@@ -116,7 +120,7 @@ export class PipelineAlarms extends Construct {
       ], width: 12 }),
     );
     this.dashboard.addWidgets(
-      new GraphWidget({ title: 'Backfills: pages, records, retries, failures', left: ['BackfillPages', 'BackfillRecords', 'BackfillRetries', 'BackfillsFailed'].map((name) => pipelineMetric(name)), width: 24 }),
+      new GraphWidget({ title: 'Backfills: pages, records, retries, failures', left: ['BackfillPages', 'BackfillRecords', 'BackfillRetries', 'BackfillFailures'].map((name) => pipelineMetric(name)), width: 24 }),
     );
   }
 }

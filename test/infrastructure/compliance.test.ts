@@ -4,6 +4,9 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks, HIPAASecurityChecks } from 'cdk-nag';
 import { VitalWebhookPipelineStack } from '../../lib/vital-webhook-pipeline-stack';
+import { METRICS_NAMESPACE } from '../../functions/shared/service';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 
 const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
 const stack = new VitalWebhookPipelineStack(app, 'Compliance', { env: { account: '123456789012', region: 'us-east-1' } });
@@ -46,5 +49,22 @@ describe('alarms', () => {
     }
     template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'WebhooksReceived', ComparisonOperator: 'LessThanThreshold', TreatMissingData: 'breaching', EvaluationPeriods: 24 });
     template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+
+  it('watches only metrics the handlers really publish', () => {
+    const functionsDir = path.join(import.meta.dirname, '..', '..', 'functions');
+    const sources = readdirSync(functionsDir, { recursive: true, encoding: 'utf8' })
+      .filter((file) => file.endsWith('.ts'))
+      .map((file) => readFileSync(path.join(functionsDir, file), 'utf8'))
+      .join('\n');
+    const published = new Set([...sources.matchAll(/addMetric\('([A-Za-z]+)'/g)].map((match) => match[1]));
+    const json = JSON.stringify(template.toJSON());
+    const watched = new Set<string>();
+    for (const alarm of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
+      if (alarm.Properties.Namespace === METRICS_NAMESPACE) watched.add(alarm.Properties.MetricName);
+    }
+    for (const match of json.matchAll(new RegExp(`\\\\"${METRICS_NAMESPACE}\\\\",\\\\"([A-Za-z]+)\\\\"`, 'g'))) watched.add(match[1]!);
+    assert.ok(watched.size >= 10, `found the dashboard's metrics too (${[...watched].join(', ')})`);
+    for (const name of watched) assert.ok(published.has(name), `${name} is published by a handler`);
   });
 });
