@@ -113,9 +113,14 @@ export function routePowertoolsLogs(output: Output, defaultSource: string): void
   for (const method of ['debug', 'info', 'warn', 'error', 'log'] as const) {
     const original = console[method].bind(console);
     console[method] = (...args: unknown[]) => {
-      const line = args.length === 1 && typeof args[0] === 'string' ? fromPowertoolsLog(args[0], defaultSource) : undefined;
+      const text = args.length === 1 && typeof args[0] === 'string' ? args[0] : undefined;
+      // Metrics are off locally, so Metrics' warning that an invocation published none is noise.
+      if (text?.startsWith(EMPTY_METRICS_WARNING)) return;
+      const line = text ? fromPowertoolsLog(text, defaultSource) : undefined;
       if (line) output.line(line);
       else original(...args);
     };
   }
 }
+
+const EMPTY_METRICS_WARNING = 'No application metrics to publish';

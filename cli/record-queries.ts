@@ -1,0 +1,171 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import { statusSortKey } from '../functions/adapters/backfill-status-store';
+import type { StoredConnection } from '../functions/adapters/connection-store';
+import { DynamoDbRecordStore, type TimeRange } from '../functions/adapters/record-store';
+import type { BackfillState, BackfillStatus } from '../functions/domain/backfill-job';
+import { resourceNamed } from '../functions/domain/catalogue';
+import { sampleKey, sampleSourceOf, summaryRecordIdentity, type VitalSource } from '../functions/domain/record-identity';
+import type { TableName } from '../local/local-resources';
+
+/**
+ * Read-side queries over the pipeline's tables, for `inspect`. Records are read through the worker's
+ * own store adapter (`DynamoDbRecordStore`) wherever it has a read; the rest follows the layout it
+ * documents: summaries keyed `${userId}#${resource}` / record id with the object as JSON in `body`,
+ * backfill status items under `backfill#...` sort keys, connections keyed by user and provider.
+ */
+
+/** `--resource` names nothing in the catalogue. */
+export class UnknownResourceError extends Error {}
+
+/** One stored record, as `inspect records --json` prints it: `record` is exactly what Vital sent. */
+export interface RecordRow {
+  readonly resource: string;
+  readonly provider: string;
+  readonly source_type: string;
+  /** Summary: the record id. Timeseries: the sample's instant, and `|type` where samples are typed. */
+  readonly key: string;
+  readonly record: Record<string, unknown>;
+}
+
+export interface RecordQuery {
+  readonly userId: string;
+  readonly resource: string;
+  readonly provider?: string;
+  /** ISO 8601 bounds, inclusive; either may be left out. */
+  readonly from?: string;
+  readonly to?: string;
+}
+
+/** Bounds wide enough for any data Vital holds, for a query without `--from` / `--to`. */
+const EARLIEST = '1970-01-01T00:00:00Z';
+const LATEST = '9999-12-31T23:59:59Z';
+
+const documentsOf = (dynamodb: DynamoDBClient) => DynamoDBDocumentClient.from(dynamodb);
+
+async function queryAll(dynamodb: DynamoDBClient, input: QueryCommandInput): Promise<Record<string, unknown>[]> {
+  const documents = documentsOf(dynamodb);
+  const items: Record<string, unknown>[] = [];
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await documents.send(new QueryCommand({ ...input, ExclusiveStartKey: startKey }));
+    items.push(...(page.Items ?? []));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return items;
+}
+
+/** Every summary object of a user's resource, time-indexed or not (profile, workout streams). */
+async function allSummaryObjects(dynamodb: DynamoDBClient, table: string, userId: string, resource: string) {
+  const items = await queryAll(dynamodb, {
+    TableName: table,
+    KeyConditionExpression: 'pk = :pk',
+    ExpressionAttributeValues: { ':pk': `${userId}#${resource}` },
+  });
+  return items.map((item) => ({ object: JSON.parse(item.body as string) as Record<string, unknown>, order: item.order as string }));
+}
+
+/** The newest stored version of each record of a user's resource, optionally by provider and time. */
+export async function readRecords(
+  dynamodb: DynamoDBClient,
+  tables: Readonly<Record<TableName, string>>,
+  query: RecordQuery,
+): Promise<RecordRow[]> {
+  const definition = resourceNamed(query.resource);
+  if (!definition) throw new UnknownResourceError(`Unknown resource "${query.resource}": see the resource names in docs or functions/domain/catalogue.ts`);
+  const store = new DynamoDbRecordStore(documentsOf(dynamodb), {
+    summariesTable: tables.summaries,
+    timeseriesTable: tables.timeseries,
+  });
+  const range: TimeRange = { from: query.from ?? EARLIEST, to: query.to ?? LATEST };
+  let rows: RecordRow[];
+  if (definition.kind === 'timeseries') {
+    const { samples } = await store.readTimeseries(query.userId, query.resource, range);
+    rows = samples.map(({ source, sample }) => ({
+      resource: query.resource,
+      provider: source.provider,
+      source_type: source.type,
+      key: sampleKey(sample),
+      record: sample,
+    }));
+  } else {
+    const bounded = query.from !== undefined || query.to !== undefined;
+    const stored = bounded
+      ? await store.querySummaries(query.userId, query.resource, range)
+      : await allSummaryObjects(dynamodb, tables.summaries, query.userId, query.resource);
+    rows = stored.map(({ object, order }) => {
+      const source = sampleSourceOf((object.source ?? {}) as VitalSource);
+      return {
+        resource: query.resource,
+        provider: source.provider,
+        source_type: source.type,
+        key: summaryRecordIdentity(query.resource, object, order).id,
+        record: object,
+      };
+    });
+  }
+  return query.provider ? rows.filter((row) => row.provider === query.provider) : rows;
+}
+
+/** One backfill, as `inspect backfills --json` prints it. */
+export interface BackfillRow {
+  readonly resource: string;
+  readonly provider: string;
+  readonly status: BackfillState;
+  readonly start_date: string;
+  readonly end_date: string;
+  readonly records: number;
+}
+
+/** A user's backfills, one per (provider, resource): the latest run of each, with its last error. */
+export async function readBackfills(
+  dynamodb: DynamoDBClient,
+  table: string,
+  userId: string,
+): Promise<{ row: BackfillRow; lastError?: string }[]> {
+  // Status items share the sort-key prefix of statusSortKey: `backfill#`.
+  const prefix = `${statusSortKey({ userId, provider: '', resource: '' }).split('#')[0]}#`;
+  const items = (await queryAll(dynamodb, {
+    TableName: table,
+    KeyConditionExpression: 'userId = :userId AND begins_with(sk, :prefix)',
+    ExpressionAttributeValues: { ':userId': userId, ':prefix': prefix },
+  })) as unknown as BackfillStatus[];
+  return items.map((status) => ({
+    row: {
+      resource: status.resource,
+      provider: status.provider,
+      status: status.state,
+      start_date: status.startDate,
+      end_date: status.endDate,
+      records: status.recordsStored ?? 0,
+    },
+    ...(status.lastError ? { lastError: status.lastError } : {}),
+  }));
+}
+
+/** One provider connection, as `inspect connections --json` prints it. */
+export interface ConnectionRow {
+  readonly provider: string;
+  readonly status: StoredConnection['status'];
+  readonly external_user_id?: string;
+  readonly resource_availability?: unknown;
+  readonly last_error_type?: string;
+  readonly last_error_message?: string;
+}
+
+/** A user's provider connections. */
+export async function readConnections(dynamodb: DynamoDBClient, table: string, userId: string): Promise<ConnectionRow[]> {
+  const items = (await queryAll(dynamodb, {
+    TableName: table,
+    KeyConditionExpression: 'userId = :userId',
+    ExpressionAttributeValues: { ':userId': userId },
+  })) as unknown as StoredConnection[];
+  return items.map((connection) => ({
+    provider: connection.provider,
+    status: connection.status,
+    ...(connection.externalUserId ? { external_user_id: connection.externalUserId } : {}),
+    ...(connection.resourceAvailability ? { resource_availability: JSON.parse(connection.resourceAvailability) as unknown } : {}),
+    ...(connection.lastErrorType ? { last_error_type: connection.lastErrorType } : {}),
+    ...(connection.lastErrorMessage ? { last_error_message: connection.lastErrorMessage } : {}),
+  }));
+}
