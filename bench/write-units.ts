@@ -1,5 +1,7 @@
 import { PutItemCommand, ScanCommand, type AttributeValue, type ConsumedCapacity, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { SQSEvent } from 'aws-lambda';
+import { measureDenseTimeseriesCost } from '../local/storage-cost';
 import { QUEUES, TABLES } from '../functions/shared/resources';
 import { DAILY_SUMMARY_RESOURCES, heartRateEventBody, sqsEventsOf, summaryEventBodies } from './fixtures';
 import { handlerEnvironment, startBenchDynamoDb, summariesTableOf, timeseriesTableOf, type BenchDynamoDb } from './local-dynamodb';
@@ -110,6 +112,15 @@ async function measure(db: BenchDynamoDb): Promise<Row[]> {
   const summaries = await unitsToWriteOnce(db.client, summariesTableOf(tables), summariesTableOf(twins));
   if (summaries.items.length !== SUMMARY_RECORDS) throw new Error(`stored ${summaries.items.length} summaries of ${SUMMARY_RECORDS}`);
 
+  // The record store's own figure (local/storage-cost.ts, no delivery dedupe), as a cross-check.
+  const storeTables = await db.createTables('units-store-');
+  const storeOnly = await measureDenseTimeseriesCost({
+    documents: DynamoDBDocumentClient.from(db.client),
+    summariesTable: summariesTableOf(storeTables),
+    timeseriesTable: timeseriesTableOf(storeTables),
+    eventMinutes: HEART_RATE_BATCH_SECONDS / 60,
+  });
+
   const heartRateUnits = totalOf(heartRateTotals);
   const summaryUnits = totalOf(totals);
   return [
@@ -120,7 +131,8 @@ async function measure(db: BenchDynamoDb): Promise<Row[]> {
       target: { on: 'value', bound: 'atMost', limit: 0.1 },
       limitedBy:
         `${formatNumber(heartRateUnits)} units a day: ${describeUnits(heartRateTotals, tables, SECONDS_PER_DAY)} per sample; ` +
-        `each 5-minute webhook rewrites its whole 15-minute bucket, so a bucket is written 3 times as it fills`,
+        `the record store alone (local/storage-cost.ts) ${formatNumber(storeOnly.writeUnitsPerSample)}; ` +
+        `a webhook that adds to a bucket rewrites the whole bucket, and every webhook costs its dedupe record`,
     },
     {
       figure: `write units per summary record (${DAILY_SUMMARY_RESOURCES.join(', ')})`,
