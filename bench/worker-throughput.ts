@@ -1,0 +1,76 @@
+import { ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import type { SQSEvent } from 'aws-lambda';
+import { QUEUES } from '../functions/shared/resources';
+import { DAILY_SUMMARY_RESOURCES, sqsEventsOf, summaryEventBodies } from './fixtures';
+import { batchWriteAll, handlerEnvironment, startBenchDynamoDb, summariesTableOf } from './local-dynamodb';
+import { formatNumber, type Row } from './report';
+import { medianDurations } from './timing';
+
+/**
+ * Worker throughput into DynamoDB Local: summary events through the real handler (decode, delivery
+ * dedupe, schema checks, conditional record put), in batches of the event source mapping's size,
+ * one invocation at a time as one container runs them. Baseline: the very items the worker stored,
+ * written again with raw BatchWriteItem, 25 a request, into an identical table of the same emulator.
+ */
+
+const RECORDS_PER_RUN = 200;
+const SAMPLING = { warmupRuns: 1, runs: 3 } as const;
+
+export async function run(): Promise<Row[]> {
+  const db = await startBenchDynamoDb();
+  try {
+    const tables = await db.createTables('worker-');
+    const twins = await db.createTables('worker-raw-');
+    Object.assign(process.env, handlerEnvironment(db.endpoint, tables));
+    // Imported only now: the worker's clients read their endpoints from the environment when built.
+    const { createWorkerHandler, workerFromEnvironment } = await import('../functions/worker');
+    const handler = createWorkerHandler(workerFromEnvironment());
+    const invokeAll = async (events: readonly SQSEvent[]) => {
+      for (const event of events) {
+        const response = await handler(event);
+        if (response.batchItemFailures.length) throw new Error(`the worker failed ${response.batchItemFailures.length} records`);
+      }
+    };
+
+    // One round outside the measurement gives the items the baseline writes.
+    const rounds = 1 + SAMPLING.warmupRuns + SAMPLING.runs;
+    const workerRounds = Array.from({ length: rounds }, (_, round) =>
+      sqsEventsOf(summaryEventBodies(RECORDS_PER_RUN, (round + 1) * 100_000), QUEUES.events.batchSize),
+    );
+    await invokeAll(workerRounds.shift()!);
+    const stored: Record<string, AttributeValue>[] = [];
+    let startKey: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await db.client.send(new ScanCommand({ TableName: summariesTableOf(tables), ExclusiveStartKey: startKey }));
+      stored.push(...(page.Items ?? []));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    if (stored.length !== RECORDS_PER_RUN) throw new Error(`the worker stored ${stored.length} of ${RECORDS_PER_RUN} records`);
+    const rawRounds = Array.from({ length: rounds - 1 }, (_, round) =>
+      stored.map((item) => ({ ...item, sk: { S: `${item.sk!.S}#${round}` } })),
+    );
+
+    const durations = await medianDurations(
+      {
+        worker: () => invokeAll(workerRounds.shift()!),
+        batchWriteItem: () => batchWriteAll(db.client, summariesTableOf(twins), rawRounds.shift()!),
+      },
+      SAMPLING,
+    );
+    const perSecond = (ms: number) => (RECORDS_PER_RUN * 1000) / ms;
+    return [
+      {
+        figure: `worker throughput, summary records (${DAILY_SUMMARY_RESOURCES.join(', ')})`,
+        measured: { value: perSecond(durations.worker), unit: 'records/s' },
+        baseline: { value: perSecond(durations.batchWriteItem), unit: 'records/s', label: 'raw BatchWriteItem, same items' },
+        target: { on: 'ratio', bound: 'atLeast', limit: 0.7 },
+        limitedBy:
+          `${RECORDS_PER_RUN} records a run in batches of ${QUEUES.events.batchSize}, median of ${SAMPLING.runs}; ` +
+          `per record ${formatNumber(durations.worker / RECORDS_PER_RUN)} ms against ${formatNumber(durations.batchWriteItem / RECORDS_PER_RUN)} ms: ` +
+          `per record the worker sends three requests (dedupe put, record put, dedupe update) where the baseline sends 1/25 of one`,
+      },
+    ];
+  } finally {
+    await db.stop();
+  }
+}
