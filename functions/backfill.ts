@@ -64,6 +64,9 @@ export function createBackfillHandler(deps: BackfillHandlerDependencies) {
       if (outcome === 'continued') metrics.addMetric('BackfillContinuations', MetricUnit.Count, 1);
       logger.info('Backfill invocation done', { outcome });
     } catch (error) {
+      if (message.type === 'historical' && Number(record.attributes.ApproximateReceiveCount) >= QUEUES.backfill.maxReceiveCount) {
+        await runner.giveUp(message, (error as Error).message);
+      }
       metrics.addMetric('BackfillTransientErrors', MetricUnit.Count, 1);
       logger.warn('Backfill step failed; SQS will redeliver from the checkpoint', { error: (error as Error).name, reason: (error as Error).message });
       throw error;

@@ -34,6 +34,8 @@ export interface FakeVitalApiOptions {
   readonly samplesPerDay?: number;
   /** Points in each workout stream. @default 60 */
   readonly streamPoints?: number;
+  /** Fraction of workouts that have no stream (manual entries): their stream answers 404. @default 0 */
+  readonly workoutsWithoutStream?: number;
   /** Providers for which the API has no data yet (Garmin right after its historical event). */
   readonly emptyProviders?: readonly string[];
   /** Requests per trailing second above which the server answers 429. */
@@ -120,6 +122,7 @@ export async function startFakeVitalApi(options: FakeVitalApiOptions): Promise<F
   const samplesPerDay = options.samplesPerDay ?? 24;
   const streamPoints = options.streamPoints ?? 60;
   const emptyProviders = new Set(options.emptyProviders ?? []);
+  const hasNoStream = (workoutId: string): boolean => (hash(seed, workoutId) % 1000) / 1000 < (options.workoutsWithoutStream ?? 0);
   let faults: FakeVitalFaults = options.faults ?? {};
   const random = prng(seed);
   const workoutOwners = new Map<string, string>();
@@ -259,6 +262,7 @@ export async function startFakeVitalApi(options: FakeVitalApiOptions): Promise<F
       const workoutId = decodeURIComponent(match[1]!);
       const owner = workoutOwners.get(workoutId);
       if (!owner) return { status: 404, body: { detail: 'Workout not found' } };
+      if (hasNoStream(workoutId)) return { status: 404, body: { detail: 'No stream for this workout' } };
       recordServed(owner, 'workout_stream', [workoutId]);
       return { status: 200, body: workoutStream(workoutId) };
     }

@@ -73,10 +73,11 @@ export class DynamoDbBackfillStatusStore implements BackfillStatusStore {
         new UpdateCommand({
           TableName: this.tableName,
           Key: this.keyOf(key),
-          UpdateExpression: 'SET #state = :running, startedAt = :at, updatedAt = :at',
-          ConditionExpression: 'runId = :runId AND #state = :queued',
+          // A failed run starts again only when its job message is replayed from the dead-letter queue.
+          UpdateExpression: 'SET #state = :running, startedAt = :at, updatedAt = :at REMOVE finishedAt',
+          ConditionExpression: 'runId = :runId AND #state IN (:queued, :failed)',
           ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: { ':running': 'running', ':queued': 'queued', ':runId': runId, ':at': at.toISOString() },
+          ExpressionAttributeValues: { ':running': 'running', ':queued': 'queued', ':failed': 'failed', ':runId': runId, ':at': at.toISOString() },
         }),
       ),
     );

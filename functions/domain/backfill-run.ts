@@ -9,7 +9,7 @@ import type {
   HistoricalJobMessage,
   WorkoutStreamJobMessage,
 } from './backfill-job';
-import { VitalApiError, type VitalDataSource } from './backfill-source';
+import { VitalApiClientError, VitalApiError, type VitalDataSource } from './backfill-source';
 
 /**
  * Runs backfill jobs. A historical job loops over pages from its checkpoint while the invocation has
@@ -78,7 +78,8 @@ export class BackfillRunner {
   async runHistorical(message: HistoricalJobMessage, hasTimeForAnotherPage: () => boolean): Promise<HistoricalJobOutcome> {
     const { statuses, queue, listener } = this.deps;
     const status = await statuses.get(message);
-    if (!status || status.runId !== message.runId || (status.state !== 'queued' && status.state !== 'running')) return 'stale';
+    // A failed run is resumed from its checkpoint: its message only comes back when replayed from the DLQ.
+    if (!status || status.runId !== message.runId || status.state === 'completed') return 'stale';
     const key = { userId: status.userId, provider: status.provider, resource: status.resource };
     try {
       const resource = resourceNamed(status.resource);
@@ -118,6 +119,18 @@ export class BackfillRunner {
       listener?.failed?.(status.resource, describe(error));
       return 'failed';
     }
+  }
+
+  /**
+   * Called on the last delivery SQS makes before the job moves to the dead-letter queue: marks the
+   * run failed with the reason, so the status tells the truth while the message waits for a replay.
+   */
+  async giveUp(message: HistoricalJobMessage, reason: string): Promise<void> {
+    const status = await this.deps.statuses.get(message);
+    if (!status || status.runId !== message.runId) return;
+    const key = { userId: status.userId, provider: status.provider, resource: status.resource };
+    const failed = await this.deps.statuses.fail(key, status.runId, `gave up after repeated failures (replay it from the backfill DLQ to resume): ${reason}`, this.now());
+    if (failed) this.deps.listener?.failed?.(status.resource, reason);
   }
 
   /**
@@ -163,12 +176,21 @@ export class BackfillRunner {
     return { records: fetched.objects.length, nextCursor: null };
   }
 
+  /** Fetches and stores each workout's stream; a workout without one (404: manual entries, some providers) is skipped. */
   private async fetchAndStoreStreams(userId: string, provider: string, workoutIds: readonly string[]): Promise<number> {
+    let stored = 0;
     for (const workoutId of workoutIds) {
-      const stream = await this.deps.source.fetchWorkoutStream(workoutId);
+      let stream: Awaited<ReturnType<VitalDataSource['fetchWorkoutStream']>>;
+      try {
+        stream = await this.deps.source.fetchWorkoutStream(workoutId);
+      } catch (error) {
+        if (error instanceof VitalApiClientError && error.status === 404) continue;
+        throw error;
+      }
       await this.deps.streams.put({ userId, provider, workoutId, body: stream.body, order: orderKeyOfFetch(stream.fetchedAtMs) });
+      stored += 1;
     }
-    if (workoutIds.length > 0) this.deps.listener?.streams?.(workoutIds.length);
-    return workoutIds.length;
+    if (stored > 0) this.deps.listener?.streams?.(stored);
+    return stored;
   }
 }
