@@ -11,7 +11,7 @@ import { S3ClaimCheckStore, type ClaimCheckStore } from './adapters/event-queue'
 import { S3QuarantineStore } from './adapters/quarantine-store';
 import { DynamoDbRecordStore } from './adapters/record-store';
 import { processDelivery, type ProcessingPorts } from './domain/event-processing';
-import { decodeQueuedEvent, MalformedQueueMessageError, type QueuedEvent } from './domain/queued-event';
+import { ATTRIBUTE, decodeQueuedEvent, MalformedQueueMessageError, type QueuedEvent } from './domain/queued-event';
 import { MalformedEnvelopeError } from './domain/webhook-event';
 import { requiredEnv } from './shared/environment';
 import { logger, metrics } from './shared/observability';
@@ -62,8 +62,6 @@ function countOutcome(outcome: DedupedOutcome): void {
  * (in the DLQ) for a replay once the schema or the sender is fixed, rather than dropped.
  */
 export function createWorkerHandler(deps: WorkerDependencies) {
-  const processor = new BatchProcessor(EventType.SQS);
-
   const processRecord = async (record: SQSRecord, context: Context | undefined): Promise<void> => {
     let queued: QueuedEvent;
     try {
@@ -109,8 +107,21 @@ export function createWorkerHandler(deps: WorkerDependencies) {
   };
 
   return async (event: SQSEvent, context?: Context): Promise<SQSBatchResponse> => {
+    // A processor holds the state of one batch: one per invocation, so concurrent invocations of
+    // this handler (the local pipeline runs several) cannot mix their batches.
+    const processor = new BatchProcessor(EventType.SQS);
+    // Copies of one delivery in a batch (a Svix retry that caught up) run one after another, so the
+    // second finds the first done and is counted as a duplicate instead of failing as "in progress".
+    const deliveriesInFlight = new Map<string, Promise<void>>();
+    const processInTurn = (record: SQSRecord): Promise<void> => {
+      const svixId = record.messageAttributes?.[ATTRIBUTE.svixId]?.stringValue ?? record.messageId;
+      const previous = deliveriesInFlight.get(svixId) ?? Promise.resolve();
+      const current = previous.catch(() => undefined).then(() => processRecord(record, context));
+      deliveriesInFlight.set(svixId, current);
+      return current;
+    };
     try {
-      return await processPartialResponse(event, (record: SQSRecord) => processRecord(record, context), processor, {
+      return await processPartialResponse(event, processInTurn, processor, {
         // Every record failing is still a partial response to SQS: each is retried on its own.
         throwOnFullBatchFailure: false,
       });

@@ -1,0 +1,59 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { createWorkerHandler } from '../../functions/worker';
+import { exampleEvent } from '../../functions/domain/example-events';
+import { TABLES } from '../../functions/shared/resources';
+import { delivery, lambdaContext, sqsRecord, startWorkerHarness, type WorkerHarness } from './harness';
+
+describe('worker batches', () => {
+  let harness: WorkerHarness;
+  before(async () => {
+    harness = await startWorkerHarness();
+  });
+  after(() => harness.stop());
+
+  const summariesOf = async (pk: string) =>
+    ((await harness.documents.send(new ScanCommand({ TableName: harness.env[TABLES.summaries.envVar] }))).Items ?? []).filter((item) => item.pk === pk);
+
+  it('acknowledges three copies of one delivery in one batch: one is processed, the others are duplicates, none is retried', async () => {
+    const event = exampleEvent('daily.data.activity.created', { userId: 'user-batch-copies' });
+    const identity = delivery('2024-05-14T12:00:00Z');
+    const records = [0, 1, 2].map((copy) => ({ ...sqsRecord(event, identity), messageId: `copy-${copy}` }));
+    const response = await createWorkerHandler(harness.dependencies())({ Records: records }, lambdaContext());
+    assert.deepEqual(response.batchItemFailures, []);
+    assert.equal((await summariesOf('user-batch-copies#activity')).length, 1);
+  });
+
+  it('keeps concurrent invocations of one handler apart: each reports only its own failures', async () => {
+    const handler = createWorkerHandler(harness.dependencies());
+    const good = exampleEvent('daily.data.body.created', { userId: 'user-concurrent' });
+    const goodRecords = [0, 1, 2, 3].map((n) => ({ ...sqsRecord({ ...good, data: { ...good.data, id: `body-${n}` } }, delivery(`2024-05-14T12:0${n}:00Z`)), messageId: `good-${n}` }));
+    const poison = { ...sqsRecord(good, delivery('2024-05-14T13:00:00Z')), messageId: 'poison', body: '{"event_type": "daily.data.body.created", "data": 7}' };
+    const another = { ...sqsRecord({ ...good, data: { ...good.data, id: 'body-4' } }, delivery('2024-05-14T12:10:00Z')), messageId: 'good-4' };
+    const [clean, mixed] = await Promise.all([
+      handler({ Records: goodRecords }, lambdaContext()),
+      handler({ Records: [poison, another] }, lambdaContext()),
+    ]);
+    assert.deepEqual(clean.batchItemFailures, []);
+    assert.deepEqual(mixed.batchItemFailures, [{ itemIdentifier: 'poison' }]);
+    assert.equal((await summariesOf('user-concurrent#body')).length, 5);
+  });
+
+  it('retries, rather than loses, a copy that another invocation is processing at the same moment', async () => {
+    const handler = createWorkerHandler(harness.dependencies());
+    const event = exampleEvent('daily.data.sleep.created', { userId: 'user-racing-copies' });
+    const identity = delivery('2024-05-14T14:00:00Z');
+    const [first, second] = await Promise.all([
+      handler({ Records: [{ ...sqsRecord(event, identity), messageId: 'copy-a' }] }, lambdaContext()),
+      handler({ Records: [{ ...sqsRecord(event, identity), messageId: 'copy-b' }] }, lambdaContext()),
+    ]);
+    const failures = [...first.batchItemFailures, ...second.batchItemFailures];
+    assert.ok(failures.length <= 1, 'at most the copy that found the other in progress is retried');
+    assert.equal((await summariesOf('user-racing-copies#sleep')).length, 1);
+    if (failures.length === 1) {
+      const retry = await handler({ Records: [{ ...sqsRecord(event, identity), messageId: failures[0]!.itemIdentifier }] }, lambdaContext());
+      assert.deepEqual(retry.batchItemFailures, [], 'the retry finds the delivery done and acknowledges it');
+    }
+  });
+});
