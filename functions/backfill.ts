@@ -3,7 +3,9 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { dynamoDbClient, s3Client, sqsClient } from './adapters/aws-clients';
+import { dynamoDbClient } from './adapters/dynamodb-client';
+import { s3Client } from './adapters/s3-client';
+import { sqsClient } from './adapters/sqs-client';
 import { SqsBackfillQueue } from './adapters/backfill-requests';
 import { DynamoDbBackfillStatusStore } from './adapters/backfill-status-store';
 import { DynamoDbRecordStore } from './adapters/record-store';

@@ -1,8 +1,8 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
-import { S3ClaimCheckStore, SqsEventQueue, type EventQueue } from './adapters/event-queue';
-import { s3Client, sqsClient } from './adapters/aws-clients';
+import { LazyClaimCheckStore, SqsEventQueue, type EventQueue } from './adapters/event-queue';
+import { sqsClient } from './adapters/sqs-client';
 import {
   CachedSigningSecrets,
   StaticSigningSecrets,
@@ -12,6 +12,7 @@ import { IngressError, InvalidSignatureError, QueueUnavailableError } from './do
 import { messageCreatedAtMs } from './domain/message-order';
 import { DEFAULT_MAX_BODY_BYTES, verifyDelivery, type InboundRequest, type VerifiedDelivery } from './domain/webhook-verification';
 import { requiredEnv } from './shared/environment';
+import { BUCKET, QUEUES } from './shared/resources';
 import { logger, metrics } from './shared/observability';
 
 /** What the verifier needs from the outside world. */
@@ -102,12 +103,16 @@ export function verifierFromEnvironment(): VerifierDependencies {
   } else {
     throw new Error('Set SIGNING_SECRET_ID (deployed) or VITAL_WEBHOOK_SECRET (local) for the verifier');
   }
+  const bucket = requiredEnv(BUCKET.envVar);
   return {
     secrets,
     queue: new SqsEventQueue({
       sqs: sqsClient(),
-      queueUrl: requiredEnv('EVENTS_QUEUE_URL'),
-      claimChecks: new S3ClaimCheckStore(s3Client(), requiredEnv('RAW_BODY_BUCKET')),
+      queueUrl: requiredEnv(QUEUES.events.envVar),
+      claimChecks: new LazyClaimCheckStore(async () => {
+        const [{ S3ClaimCheckStore }, { s3Client }] = await Promise.all([import('./adapters/claim-check-store'), import('./adapters/s3-client')]);
+        return new S3ClaimCheckStore(s3Client(), bucket);
+      }),
     }),
     maxBodyBytes: Number(process.env.MAX_BODY_BYTES ?? DEFAULT_MAX_BODY_BYTES),
   };

@@ -2,12 +2,15 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { dynamoDbClient, s3Client, sqsClient } from './adapters/aws-clients';
+import { dynamoDbClient } from './adapters/dynamodb-client';
+import { s3Client } from './adapters/s3-client';
+import { sqsClient } from './adapters/sqs-client';
 import { QueuedBackfillRequests, SqsBackfillQueue } from './adapters/backfill-requests';
 import { DynamoDbBackfillStatusStore } from './adapters/backfill-status-store';
 import { DynamoDbConnectionStore } from './adapters/connection-store';
 import { DEFAULT_DELIVERY_DEDUPE_DAYS, PowertoolsDeliveryDedupe, type DedupedOutcome, type DeliveryDedupe } from './adapters/delivery-dedupe';
-import { S3ClaimCheckStore, type ClaimCheckStore } from './adapters/event-queue';
+import { S3ClaimCheckStore } from './adapters/claim-check-store';
+import type { ClaimCheckStore } from './adapters/event-queue';
 import { S3QuarantineStore } from './adapters/quarantine-store';
 import { DynamoDbRecordStore } from './adapters/record-store';
 import { processDelivery, type ProcessingPorts } from './domain/event-processing';

@@ -1,4 +1,3 @@
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { SendMessageCommand, type MessageAttributeValue, type SQSClient } from '@aws-sdk/client-sqs';
 import {
   claimCheckKey,
@@ -20,24 +19,20 @@ export interface ClaimCheckStore {
   get(claimCheck: ClaimCheck): Promise<string>;
 }
 
-/** Claim-check bodies in an S3 bucket, under one prefix so that IAM can grant exactly that prefix. */
-export class S3ClaimCheckStore implements ClaimCheckStore {
-  constructor(
-    private readonly s3: S3Client,
-    private readonly bucket: string,
-  ) {}
+/**
+ * A claim-check store loaded on first use. Most deliveries fit one message, so the verifier's cold
+ * start skips loading the S3 client until a large body actually arrives.
+ */
+export class LazyClaimCheckStore implements ClaimCheckStore {
+  private store?: Promise<ClaimCheckStore>;
+  constructor(private readonly load: () => Promise<ClaimCheckStore>) {}
 
   async put(key: string, body: string): Promise<ClaimCheck> {
-    await this.s3.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/json' }),
-    );
-    return { bucket: this.bucket, key };
+    return (await (this.store ??= this.load())).put(key, body);
   }
 
   async get(claimCheck: ClaimCheck): Promise<string> {
-    const object = await this.s3.send(new GetObjectCommand({ Bucket: claimCheck.bucket, Key: claimCheck.key }));
-    if (!object.Body) throw new Error(`claim-check object ${claimCheck.key} has no body`);
-    return object.Body.transformToString('utf8');
+    return (await (this.store ??= this.load())).get(claimCheck);
   }
 }
 

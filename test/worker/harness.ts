@@ -6,7 +6,7 @@ import type { WorkerDependencies } from '../../functions/worker';
 import { DynamoDbRecordStore } from '../../functions/adapters/record-store';
 import { DynamoDbConnectionStore } from '../../functions/adapters/connection-store';
 import { PowertoolsDeliveryDedupe } from '../../functions/adapters/delivery-dedupe';
-import { S3ClaimCheckStore } from '../../functions/adapters/event-queue';
+import { S3ClaimCheckStore } from '../../functions/adapters/claim-check-store';
 import { S3QuarantineStore } from '../../functions/adapters/quarantine-store';
 import type { BackfillRequests, HistoricalNotice, WorkoutStreamNotice } from '../../functions/domain/backfill-requests';
 import { newMessageId } from '../../functions/domain/message-order';
