@@ -10,7 +10,6 @@ import { acknowledgeAcceptedFindings } from './compliance';
 import { PipelineAlarms } from './constructs/pipeline-alarms';
 import { grantObjectAccess } from './constructs/object-grants';
 import type { Construct } from 'constructs';
-import type { CfnGlobalTable } from 'aws-cdk-lib/aws-dynamodb';
 import {
   BACKFILL_TIMEOUT_SECONDS,
   BUCKET,
@@ -216,11 +215,9 @@ export class VitalWebhookPipelineStack extends Stack {
     });
 
     const bucketArn = `<${this.getLogicalId(bucket.node.defaultChild as CfnBucket)}.Arn>`;
-    const summariesArn = `<${this.getLogicalId(tables.tables.summaries.node.defaultChild as CfnGlobalTable)}.Arn>`;
     const prefixReason = 'Scoped to one key prefix of the bucket: objects are named per delivery or workout, so the prefix is the narrowest resource.';
     acknowledgeAcceptedFindings(this, [
       ...Object.values(BUCKET.prefixes).map((prefix): [Construct, string, string] => [this, `AwsSolutions-IAM5[Resource::${bucketArn}/${prefix}*]`, prefixReason]),
-      [this, `AwsSolutions-IAM5[Resource::${summariesArn}/index/*]`, 'The summaries table\'s time index (byTime), used to read a user\'s records over a time range.'],
       [ingress.api, 'AwsSolutions-APIG4', 'Vital cannot send IAM or JWT credentials; every request is authenticated by its Svix signature in the verifier before anything is stored.'],
       [accessLogs, 'AwsSolutions-S1', 'This is the access-log bucket; logging it into itself would loop.'],
       [accessLogs, 'HIPAA.Security-S3BucketLoggingEnabled', 'This is the access-log bucket; logging it into itself would loop.'],

@@ -19,7 +19,7 @@ import {
  *
  * Summaries: one item per record, pk `${userId}#${resource}`, sk = record id, the object as JSON text
  * (`body`: strings and numbers as Vital sent them, no DynamoDB marshalling), `version` and the
- * normalised `time` that the `byTime` LSI sorts by. A write is one conditional put:
+ * normalised `time` by which range queries filter and sort. A write is one conditional put:
  * `attribute_not_exists(pk) OR version < :version`, so an older or equal version never replaces a
  * newer one, whatever order they arrive in, and no read precedes it.
  *
@@ -183,7 +183,11 @@ export class DynamoDbRecordStore implements RecordStore {
     return Item ? storedSummary(Item) : undefined;
   }
 
-  /** A user's summary records of one resource whose time lies in `range`, in time order (via `byTime`). */
+  /**
+   * A user's summary records of one resource whose time lies in `range`, in time order. Summaries
+   * come about once a day per resource, so a year of them is one or two Query pages; filtering them
+   * costs a few read units, where an index sorted by time would double every write.
+   */
   async querySummaries(userId: string, resource: string, range: TimeRange): Promise<StoredSummary[]> {
     const records: StoredSummary[] = [];
     let startKey: Record<string, unknown> | undefined;
@@ -191,8 +195,8 @@ export class DynamoDbRecordStore implements RecordStore {
       const page = await this.documents.send(
         new QueryCommand({
           TableName: this.options.summariesTable,
-          IndexName: 'byTime',
-          KeyConditionExpression: 'pk = :pk AND #time BETWEEN :from AND :to',
+          KeyConditionExpression: 'pk = :pk',
+          FilterExpression: '#time BETWEEN :from AND :to',
           ExpressionAttributeNames: { '#time': 'time' },
           ExpressionAttributeValues: {
             ':pk': partitionKey(userId, resource),
@@ -205,7 +209,7 @@ export class DynamoDbRecordStore implements RecordStore {
       records.push(...(page.Items ?? []).map(storedSummary));
       startKey = page.LastEvaluatedKey;
     } while (startKey);
-    return records;
+    return records.sort((a, b) => (a.time ?? '').localeCompare(b.time ?? ''));
   }
 
   /**

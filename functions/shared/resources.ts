@@ -53,7 +53,6 @@ export const TABLES = {
     envVar: 'SUMMARIES_TABLE',
     partitionKey: string('pk'),
     sortKey: string('sk'),
-    localSecondaryIndexes: [{ indexName: 'byTime', sortKey: string('time') }],
     description: 'Summary records: one item per (user, resource, id), the newest version by updated_at.',
   },
   timeseries: {
