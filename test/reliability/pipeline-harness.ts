@@ -1,0 +1,397 @@
+import { DynamoDBClient, ProvisionedThroughputExceededException, ThrottlingException } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import type { SQSEvent, Context } from 'aws-lambda';
+import { createServer, request as httpRequest, type ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DynamoDbBackfillStatusStore } from '../../functions/adapters/backfill-status-store';
+import { DynamoDbConnectionStore } from '../../functions/adapters/connection-store';
+import { DynamoDbRecordStore } from '../../functions/adapters/record-store';
+import { VitalApiClient } from '../../functions/adapters/vital-api-client';
+import { ATTRIBUTE } from '../../functions/domain/queued-event';
+import { QUEUES } from '../../functions/shared/resources';
+import { SqsEventSourceMapping, type SqsFunction } from '../../local/event-source-mapping';
+import { startHttpApi, type RunningHttpApi } from '../../local/http-api';
+import { createLocalResources, type LocalResources } from '../../local/local-resources';
+import { WEBHOOK_ROUTE } from '../../local/pipeline';
+import { startFakeVitalApi, type FakeVitalApi } from '../../local/fake-vital-api';
+import { LOCAL_AWS, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+import type { Random } from './storm';
+
+/**
+ * The whole pipeline on the local stand-ins, composed from the same pieces as `npm start`
+ * (`createLocalResources`, `startHttpApi`, `SqsEventSourceMapping`, the handlers wired by their own
+ * `*FromEnvironment()` functions), with faults injected at every boundary through real seams:
+ *
+ * - SQS: a middleware on the handlers' SQS client fails a fraction of SendMessage calls before they
+ *   are sent, and loses the answer of a few after they were sent (the sender then retries a message
+ *   that is already queued);
+ * - DynamoDB: a middleware on the handlers' DynamoDB client throttles a fraction of writes, some
+ *   inside the SDK's retry loop (retried with backoff by the SDK) and some outside it (surfacing to
+ *   the worker or backfill, so SQS redelivers);
+ * - the worker crashes mid-batch: it processes a prefix of its batch, then throws, so the poller
+ *   redelivers the whole batch after the visibility timeout;
+ * - the Vital API answers 429/503 (the fake's own faults), and a proxy in front of it stalls a
+ *   fraction of requests past the client's timeout.
+ */
+
+export interface FaultRates {
+  /** SendMessage calls to the events queue refused before sending (the verifier answers 503). */
+  readonly eventsSendFailure: number;
+  /** SendMessage calls to the events queue whose answer is lost after the message was queued. */
+  readonly eventsSendLostAnswer: number;
+  /** SendMessage calls to the backfill queue refused (the worker's or backfill's record fails). */
+  readonly backfillSendFailure: number;
+  /** DynamoDB writes throttled inside the SDK retry loop (retried by the SDK). */
+  readonly dynamoThrottleRetried: number;
+  /** DynamoDB writes throttled outside the SDK retry loop (the handler sees the error). */
+  readonly dynamoThrottleSurfaced: number;
+  /** Worker invocations that crash after a prefix of their batch. */
+  readonly workerCrash: number;
+  /** Vital API requests answered 429 or 503. */
+  readonly vitalTransient: number;
+  /** Vital API requests that hang past the client's timeout. */
+  readonly vitalTimeout: number;
+}
+
+export const DEFAULT_FAULTS: FaultRates = {
+  eventsSendFailure: 0.1,
+  eventsSendLostAnswer: 0.03,
+  backfillSendFailure: 0.2,
+  dynamoThrottleRetried: 0.08,
+  dynamoThrottleSurfaced: 0.01,
+  workerCrash: 0.05,
+  vitalTransient: 0.25,
+  vitalTimeout: 0.08,
+};
+
+export interface FaultCounters {
+  eventsSendFailures: number;
+  eventsSendLostAnswers: number;
+  backfillSendFailures: number;
+  dynamoThrottlesRetried: number;
+  dynamoThrottlesSurfaced: number;
+  workerCrashes: number;
+  vitalTimeouts: number;
+}
+
+export interface StormPipeline {
+  readonly webhookUrl: string;
+  readonly secret: string;
+  readonly resources: LocalResources;
+  readonly records: DynamoDbRecordStore;
+  readonly connections: DynamoDbConnectionStore;
+  readonly statuses: DynamoDbBackfillStatusStore;
+  readonly fake: FakeVitalApi;
+  readonly faults: FaultCounters;
+  /** svix-ids of every message the verifier's SendMessage actually put on the events queue, with counts. */
+  readonly enqueued: Map<string, number>;
+  /** What the worker's event source mapping did with each svix-id: invocations that processed or failed it. */
+  readonly outcomes: Map<string, { processed: number; failed: number }>;
+  /** SendMessage calls to the backfill queue (job messages from the worker and the backfill itself). */
+  backfillSends(): number;
+  /** Vital API 429/503 answers injected by the fake. */
+  vitalTransientFaults(): number;
+  /** Visible plus in-flight messages of a queue. */
+  queueDepth(url: string): Promise<number>;
+  /** Reads every message of a dead-letter queue (hiding each for a minute, so none is read twice). */
+  drain(url: string): Promise<Message[]>;
+  stop(): Promise<void>;
+}
+
+const WRITE_COMMANDS = new Set(['PutItemCommand', 'UpdateItemCommand', 'DeleteItemCommand', 'BatchWriteItemCommand', 'TransactWriteItemsCommand']);
+
+const API_KEY = 'storm-api-key';
+/** The Vital API client's per-request timeout in the storm (the default is 30 s). */
+const VITAL_TIMEOUT_MS = 800;
+
+/** A proxy to the fake Vital API that stalls a fraction of requests until the client gives up. */
+async function startStallingProxy(target: string, shouldStall: () => boolean, onStall: () => void) {
+  const stalled = new Set<ServerResponse>();
+  const server = createServer((request, response) => {
+    if (shouldStall()) {
+      onStall();
+      stalled.add(response);
+      response.once('close', () => stalled.delete(response));
+      return;
+    }
+    const upstream = httpRequest(new URL(request.url ?? '/', target), { method: request.method, headers: request.headers }, (answer) => {
+      response.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(response);
+    });
+    upstream.on('error', () => response.destroy());
+    request.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const response of stalled) response.destroy();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const injected = <T extends Error>(error: T): T => Object.assign(error, { $fault: 'client', $metadata: { httpStatusCode: 400 } });
+
+export async function startStormPipeline(options: {
+  readonly secret: string;
+  readonly seed: number;
+  readonly random: Random;
+  readonly rates: FaultRates;
+  readonly visibilityTimeoutSeconds: number;
+  readonly workerTimeoutSeconds: number;
+}): Promise<StormPipeline> {
+  const { random } = options;
+  // Each kind of fault hits its first chance for sure, then a random fraction: every boundary is
+  // exercised in every run, however small the storm.
+  const hitOnce = new Set<string>();
+  const chance = (kind: string, rate: number): boolean => {
+    if (rate > 0 && !hitOnce.has(kind)) {
+      hitOnce.add(kind);
+      return true;
+    }
+    return random() < rate;
+  };
+  const faults: FaultCounters = {
+    eventsSendFailures: 0,
+    eventsSendLostAnswers: 0,
+    backfillSendFailures: 0,
+    dynamoThrottlesRetried: 0,
+    dynamoThrottlesSurfaced: 0,
+    workerCrashes: 0,
+    vitalTimeouts: 0,
+  };
+  const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const step of stops.splice(0).reverse()) await step().catch(() => undefined);
+  };
+
+  try {
+    const [dynamo, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
+    for (const standIn of [dynamo, sqsAndS3] as RunningStandIn[]) stops.push(() => standIn.stop());
+    // The harness's own clients (provisioning, reading, polling) carry no faults.
+    const dynamodb = new DynamoDBClient({ endpoint: dynamo.endpoint, ...LOCAL_AWS });
+    const sqs = new SQSClient({ endpoint: sqsAndS3.endpoint, ...LOCAL_AWS });
+    const s3 = new S3Client({ endpoint: sqsAndS3.endpoint, forcePathStyle: true, ...LOCAL_AWS });
+    stops.push(async () => [dynamodb, sqs, s3].forEach((client) => client.destroy()));
+    const resources = await createLocalResources({
+      dynamodb,
+      sqs,
+      s3,
+      sqsEndpoint: sqsAndS3.endpoint,
+      visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
+      namePrefix: 'storm-',
+    });
+
+    const fake = await startFakeVitalApi({
+      apiKey: API_KEY,
+      seed: options.seed,
+      pageSize: 10,
+      samplesPerDay: 24,
+      faults: { transientFraction: options.rates.vitalTransient, retryAfter: '0' },
+    });
+    stops.push(() => fake.stop());
+    const proxy = await startStallingProxy(fake.url, () => chance('vitalTimeout', options.rates.vitalTimeout), () => (faults.vitalTimeouts += 1));
+    stops.push(() => proxy.stop());
+
+    // The handlers read their settings from the environment, as in Lambda and in `npm start`.
+    Object.assign(process.env, {
+      AWS_REGION: LOCAL_AWS.region,
+      AWS_ACCESS_KEY_ID: LOCAL_AWS.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_AWS.credentials.secretAccessKey,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      AWS_ENDPOINT_URL_SQS: sqsAndS3.endpoint,
+      AWS_ENDPOINT_URL_S3: sqsAndS3.endpoint,
+      ...resources.environment,
+      VITAL_WEBHOOK_SECRET: options.secret,
+      VITAL_API_KEY: API_KEY,
+      VITAL_API_BASE_URL: proxy.url,
+      POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'SILENT',
+      POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
+      POWERTOOLS_TRACE_ENABLED: 'false',
+    });
+    // Imported only now, with the environment set, as a Lambda cold start would.
+    const [clients, verifierModule, workerModule, backfillModule] = await Promise.all([
+      import('../../functions/adapters/aws-clients'),
+      import('../../functions/verifier'),
+      import('../../functions/worker'),
+      import('../../functions/backfill'),
+    ]);
+
+    // Fault seams on the clients the handlers use.
+    const enqueued = new Map<string, number>();
+    let backfillSends = 0;
+    const handlerSqs = clients.sqsClient();
+    handlerSqs.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'SendMessageCommand') return next(args);
+        const input = args.input as { QueueUrl?: string; MessageAttributes?: Record<string, { StringValue?: string }> };
+        const toEvents = input.QueueUrl === resources.queues.events.url;
+        if (toEvents && chance('eventsSendFailure', options.rates.eventsSendFailure)) {
+          faults.eventsSendFailures += 1;
+          throw Object.assign(new Error('injected: SQS unavailable'), { name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
+        }
+        if (!toEvents) backfillSends += 1;
+        if (!toEvents && chance('backfillSendFailure', options.rates.backfillSendFailure)) {
+          faults.backfillSendFailures += 1;
+          throw Object.assign(new Error('injected: SQS unavailable'), { name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
+        }
+        const result = await next(args);
+        if (toEvents) {
+          const svixId = input.MessageAttributes?.[ATTRIBUTE.svixId]?.StringValue ?? '';
+          enqueued.set(svixId, (enqueued.get(svixId) ?? 0) + 1);
+          if (chance('eventsSendLostAnswer', options.rates.eventsSendLostAnswer)) {
+            faults.eventsSendLostAnswers += 1;
+            throw Object.assign(new Error('injected: connection reset after send'), { name: 'TimeoutError', $metadata: {} });
+          }
+        }
+        return result;
+      },
+      { step: 'initialize', name: 'stormSqsFaults' },
+    );
+    const handlerDynamo = clients.dynamoDbClient();
+    // Outside the SDK's retries: the handler sees the throttle.
+    handlerDynamo.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (WRITE_COMMANDS.has(context.commandName ?? '') && chance('dynamoThrottleSurfaced', options.rates.dynamoThrottleSurfaced)) {
+          faults.dynamoThrottlesSurfaced += 1;
+          throw injected(new ProvisionedThroughputExceededException({ message: 'injected: throughput exceeded', $metadata: {} }));
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'stormDynamoSurfacedThrottles' },
+    );
+    // Inside the SDK's retry loop: retried with backoff by the SDK itself.
+    handlerDynamo.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (WRITE_COMMANDS.has(context.commandName ?? '') && chance('dynamoThrottleRetried', options.rates.dynamoThrottleRetried)) {
+          faults.dynamoThrottlesRetried += 1;
+          throw injected(new ThrottlingException({ message: 'injected: rate exceeded', $metadata: {} }));
+        }
+        return next(args);
+      },
+      { step: 'finalizeRequest', priority: 'low', name: 'stormDynamoRetriedThrottles' },
+    );
+
+    const verifier = verifierModule.createVerifierHandler(verifierModule.verifierFromEnvironment());
+    // Lambda runs one invocation per execution environment at a time, and starts another environment
+    // for a concurrent one; the pool does the same (see worker-concurrency.test.ts for why it matters).
+    const idleWorkers: ReturnType<typeof workerModule.createWorkerHandler>[] = [];
+    const worker: SqsFunction['handler'] = async (event, context) => {
+      const environment = idleWorkers.pop() ?? workerModule.createWorkerHandler(workerModule.workerFromEnvironment());
+      try {
+        return await environment(event, context);
+      } finally {
+        idleWorkers.push(environment);
+      }
+    };
+    const backfill = backfillModule.createBackfillHandler({
+      ...backfillModule.backfillFromEnvironment(),
+      // The storm's client gives up on a stalled request after VITAL_TIMEOUT_MS instead of 30 s.
+      source: new VitalApiClient({
+        baseUrl: proxy.url,
+        apiKey: async () => API_KEY,
+        maxRequestsPerSecond: 200,
+        requestTimeoutMs: VITAL_TIMEOUT_MS,
+        retry: { maxAttempts: 5, baseDelayMs: 20, maxDelayMs: 500 },
+      }),
+      timeReserveMs: 1_000,
+    });
+
+    const crashingWorker: SqsFunction['handler'] = async (event: SQSEvent, context: Context) => {
+      if (event.Records.length > 1 && chance('workerCrash', options.rates.workerCrash)) {
+        const processed = Math.floor(random() * event.Records.length);
+        if (processed > 0) await worker({ Records: event.Records.slice(0, processed) }, context);
+        faults.workerCrashes += 1;
+        throw new Error(`injected: worker crashed after ${processed} of ${event.Records.length} records`);
+      }
+      return worker(event, context);
+    };
+
+    const outcomes = new Map<string, { processed: number; failed: number }>();
+    const mappings = [
+      new SqsEventSourceMapping({
+        sqs,
+        queueUrl: resources.queues.events.url,
+        queueArn: resources.queues.events.arn,
+        settings: { ...QUEUES.events, maxConcurrency: 4 },
+        function: { name: 'worker', timeoutSeconds: options.workerTimeoutSeconds, handler: crashingWorker },
+        onOutcome: (outcome) => {
+          const svixId = outcome.record.messageAttributes[ATTRIBUTE.svixId]?.stringValue ?? '';
+          const counts = outcomes.get(svixId) ?? { processed: 0, failed: 0 };
+          counts[outcome.result] += 1;
+          outcomes.set(svixId, counts);
+        },
+      }).start(),
+      new SqsEventSourceMapping({
+        sqs,
+        queueUrl: resources.queues.backfill.url,
+        queueArn: resources.queues.backfill.arn,
+        settings: QUEUES.backfill,
+        function: { name: 'backfill', timeoutSeconds: 20, handler: backfill },
+      }).start(),
+    ];
+    stops.push(async () => {
+      await Promise.all(mappings.map((mapping) => mapping.stop()));
+    });
+
+    const api: RunningHttpApi = await startHttpApi({
+      port: 0,
+      routes: [{ ...WEBHOOK_ROUTE, function: { name: 'verifier', timeoutSeconds: 10, handler: verifier } }],
+    });
+    stops.push(() => api.close());
+    stops.push(async () => [handlerSqs, handlerDynamo].forEach((client) => client.destroy()));
+
+    const documents = DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } });
+    return {
+      webhookUrl: `${api.url}${WEBHOOK_ROUTE.path}`,
+      secret: options.secret,
+      resources,
+      records: new DynamoDbRecordStore(documents, { summariesTable: resources.tables.summaries, timeseriesTable: resources.tables.timeseries }),
+      connections: new DynamoDbConnectionStore(documents, resources.tables.connections),
+      statuses: new DynamoDbBackfillStatusStore(documents, resources.tables.backfills),
+      fake,
+      faults,
+      enqueued,
+      outcomes,
+      backfillSends: () => backfillSends,
+      vitalTransientFaults: () => (fake.counters.byStatus.get(429) ?? 0) + (fake.counters.byStatus.get(503) ?? 0),
+      queueDepth: async (url) => {
+        const { Attributes } = await sqs.send(
+          new GetQueueAttributesCommand({
+            QueueUrl: url,
+            AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+          }),
+        );
+        return (
+          Number(Attributes?.ApproximateNumberOfMessages ?? 0) +
+          Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0) +
+          Number(Attributes?.ApproximateNumberOfMessagesDelayed ?? 0)
+        );
+      },
+      drain: async (url) => {
+        const messages: Message[] = [];
+        for (let empty = 0; empty < 2; ) {
+          const { Messages = [] } = await sqs.send(
+            new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 60, MessageAttributeNames: ['All'], WaitTimeSeconds: 0 }),
+          );
+          if (Messages.length === 0) {
+            empty += 1;
+            await sleep(50);
+          }
+          messages.push(...Messages);
+        }
+        return messages;
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
