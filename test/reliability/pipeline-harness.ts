@@ -279,17 +279,9 @@ export async function startStormPipeline(options: {
     );
 
     const verifier = verifierModule.createVerifierHandler(verifierModule.verifierFromEnvironment());
-    // Lambda runs one invocation per execution environment at a time, and starts another environment
-    // for a concurrent one; the pool does the same (see worker-concurrency.test.ts for why it matters).
-    const idleWorkers: ReturnType<typeof workerModule.createWorkerHandler>[] = [];
-    const worker: SqsFunction['handler'] = async (event, context) => {
-      const environment = idleWorkers.pop() ?? workerModule.createWorkerHandler(workerModule.workerFromEnvironment());
-      try {
-        return await environment(event, context);
-      } finally {
-        idleWorkers.push(environment);
-      }
-    };
+    // One handler invoked concurrently by the pollers, as `npm start` runs it (worker-concurrency.test.ts
+    // shows what this once broke).
+    const worker = workerModule.createWorkerHandler(workerModule.workerFromEnvironment());
     const backfill = backfillModule.createBackfillHandler({
       ...backfillModule.backfillFromEnvironment(),
       // The storm's client gives up on a stalled request after VITAL_TIMEOUT_MS instead of 30 s.

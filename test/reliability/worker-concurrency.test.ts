@@ -12,11 +12,11 @@ import { encodeAttributes, type ClaimCheck } from '../../functions/domain/queued
 /**
  * Found by the storm: the local pipeline runs `maxConcurrency` invocations of one worker handler at
  * once in one process (as `npm start` does), and a poison message was reported processed and deleted
- * instead of failing. The worker builds one Powertools `BatchProcessor` per handler and shares it
+ * instead of failing. The worker then built one Powertools `BatchProcessor` per handler and shared it
  * across invocations; outside Lambda's InvokeStore its records, failures and response live on that
- * instance, so a second invocation starting while the first is in flight wipes the first one's
- * failures: a failed record is acknowledged and lost. (A plain Lambda runs one invocation per
- * environment at a time, so this shows locally and under Lambda multi-concurrency.)
+ * instance, so a second invocation starting while the first was in flight wiped the first one's
+ * failures: a failed record was acknowledged and lost. Fixed in 4ac5199 (one processor per
+ * invocation); this keeps it fixed.
  */
 
 const unusedPorts = new Proxy({} as ProcessingPorts, {
