@@ -41,6 +41,8 @@ import { svixHeaders } from '../test/support/signing';
 
 interface Counters {
   dynamoRequests: Map<string, number>;
+  /** Units reported, by action. */
+  unitsByAction: Map<string, number>;
   writeUnits: number;
   readUnits: number;
   /** Writes refused by their condition: DynamoDB charges them, DynamoDB Local reports no units (1 counted each). */
@@ -54,6 +56,7 @@ interface Counters {
 
 const newCounters = (): Counters => ({
   dynamoRequests: new Map(),
+  unitsByAction: new Map(),
   writeUnits: 0,
   readUnits: 0,
   conditionalFailures: 0,
@@ -135,6 +138,8 @@ const dynamoInspector = {
     if (!CAPACITY_ACTIONS.has(action)) return;
     const consumed = (JSON.parse(text) as { ConsumedCapacity?: { CapacityUnits?: number } | { CapacityUnits?: number }[] }).ConsumedCapacity;
     const units = [consumed ?? []].flat().reduce((sum, entry) => sum + (entry.CapacityUnits ?? 0), 0);
+    bump(counters.unitsByAction, action, units);
+    if (consumed === undefined) bump(counters.unitsByAction, `${action}:unreported`);
     if (READ_ACTIONS.has(action)) counters.readUnits += units;
     else counters.writeUnits += units;
   },
@@ -392,6 +397,7 @@ function serialisable(result: PhaseResult) {
     ...rest,
     counters: {
       dynamoRequests: Object.fromEntries(c.dynamoRequests),
+      unitsByAction: Object.fromEntries(c.unitsByAction),
       writeUnits: c.writeUnits,
       readUnits: c.readUnits,
       conditionalFailures: c.conditionalFailures,
@@ -426,7 +432,7 @@ function renderMeasurements(report: Report): string {
     );
   }
   lines.push('', 'DynamoDB requests by action:', '');
-  for (const phase of report.phases) lines.push(`- ${phase.name}: ${JSON.stringify(phase.counters.dynamoRequests)}; SQS ${JSON.stringify(phase.counters.sqsRequests)}; S3 ${JSON.stringify(phase.counters.s3Requests)}; backfill invocations ${phase.invocations.backfill}, job messages ${phase.esm.backfillMessages}`);
+  for (const phase of report.phases) lines.push(`- ${phase.name}: ${JSON.stringify(phase.counters.dynamoRequests)}, units ${JSON.stringify(phase.counters.unitsByAction)}; SQS ${JSON.stringify(phase.counters.sqsRequests)}; S3 ${JSON.stringify(phase.counters.s3Requests)}; backfill invocations ${phase.invocations.backfill}, job messages ${phase.esm.backfillMessages}`);
   lines.push('', 'Stored after the run (one user-day + the backfill):', '');
   for (const [table, { items, bytes }] of Object.entries(report.storedBytes)) lines.push(`- ${table}: ${items} items, ${bytes} bytes`);
   return lines.join('\n');
