@@ -132,7 +132,7 @@ export async function portalLink(options: {
 
 /** What to tell someone without a management key. */
 export const DASHBOARD_ROUTE = [
-  'Without a Management API key (Scale plan), register the endpoint in the Junction dashboard:',
-  '  Dashboard > your team > Webhooks > Add Endpoint: paste the webhook URL, pick the event types,',
-  '  then copy the endpoint\'s signing secret (whsec_...) into the pipeline\'s signing secret.',
+  'Without a Management API key (Scale plan), register the endpoint in the Junction dashboard: open the',
+  "team's webhooks page (an embedded Svix portal), add an endpoint with the public webhook URL and the",
+  "event types to send, then copy its signing secret (whsec_...) into the pipeline's signing secret.",
 ].join('\n');
