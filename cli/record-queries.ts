@@ -55,7 +55,7 @@ async function queryAll(dynamodb: DynamoDBClient, input: QueryCommandInput): Pro
   return items;
 }
 
-/** Every summary object of a user's resource, time-indexed or not (profile, workout streams). */
+/** Every summary object of a user's resource, with a time or without one (profile, workout streams). */
 async function allSummaryObjects(dynamodb: DynamoDBClient, table: string, userId: string, resource: string) {
   const items = await queryAll(dynamodb, {
     TableName: table,
