@@ -15,7 +15,7 @@ import { parseJobMessage } from './domain/backfill-job';
 import { BackfillRunner, type BackfillRunnerDependencies } from './domain/backfill-run';
 import { requiredEnv } from './shared/environment';
 import { BUCKET, QUEUES, TABLES } from './shared/resources';
-import { logger, metrics } from './shared/observability';
+import { logger, metrics, publishMetrics } from './shared/observability';
 
 /** What the backfill function needs from the outside world. */
 export interface BackfillHandlerDependencies extends BackfillRunnerDependencies {
@@ -82,7 +82,7 @@ export function createBackfillHandler(deps: BackfillHandlerDependencies) {
       const processor = new BatchProcessor(EventType.SQS);
       return await processPartialResponse(event, (record: SQSRecord) => processRecord(record, context), processor, { context });
     } finally {
-      metrics.publishStoredMetrics();
+      publishMetrics();
     }
   };
 }

@@ -13,7 +13,7 @@ import { messageCreatedAtMs } from './domain/message-order';
 import { DEFAULT_MAX_BODY_BYTES, verifyDelivery, type InboundRequest, type VerifiedDelivery } from './domain/webhook-verification';
 import { requiredEnv } from './shared/environment';
 import { BUCKET, QUEUES } from './shared/resources';
-import { logger, metrics } from './shared/observability';
+import { logger, metrics, publishMetrics } from './shared/observability';
 
 /** What the verifier needs from the outside world. */
 export interface VerifierDependencies {
@@ -78,7 +78,7 @@ export function createVerifierHandler(deps: VerifierDependencies) {
       return respond(500, { error: 'internal_error' });
     } finally {
       logger.resetKeys();
-      metrics.publishStoredMetrics();
+      publishMetrics();
     }
   };
 }

@@ -17,7 +17,7 @@ import { processDelivery, type ProcessingPorts } from './domain/event-processing
 import { ATTRIBUTE, decodeQueuedEvent, MalformedQueueMessageError, type QueuedEvent } from './domain/queued-event';
 import { MalformedEnvelopeError } from './domain/webhook-event';
 import { requiredEnv } from './shared/environment';
-import { logger, metrics } from './shared/observability';
+import { logger, metrics, publishMetrics } from './shared/observability';
 import { BUCKET, QUEUES, TABLES, WORKER_TIMEOUT_SECONDS } from './shared/resources';
 
 /** What the worker needs from the outside world. */
@@ -31,6 +31,14 @@ export interface WorkerDependencies {
 
 const attributesOf = (record: SQSRecord): Record<string, string | undefined> =>
   Object.fromEntries(Object.entries(record.messageAttributes ?? {}).map(([name, value]) => [name, value.stringValue]));
+
+const WRITTEN_METRIC: Record<'summary' | 'timeseries' | 'workout_stream' | 'connection' | 'historical', string> = {
+  summary: 'SummaryRecordsWritten',
+  timeseries: 'TimeseriesSamplesWritten',
+  workout_stream: 'WorkoutStreamsRecorded',
+  connection: 'ConnectionsWritten',
+  historical: 'BackfillsRequested',
+};
 
 function countOutcome(outcome: DedupedOutcome): void {
   if (outcome.duplicate) {
@@ -51,9 +59,9 @@ function countOutcome(outcome: DedupedOutcome): void {
       metrics.addMetric('DeviceEvents', MetricUnit.Count, 1);
       return;
   }
-  if (outcome.written > 0) {
-    metrics.singleMetric().addDimension('kind', outcome.action).addMetric('RecordsWritten', MetricUnit.Count, outcome.written);
-  }
+  // One metric name per kind rather than a dimension: Powertools then aggregates them into one EMF
+  // line per invocation instead of one line per record.
+  if (outcome.written > 0) metrics.addMetric(WRITTEN_METRIC[outcome.action], MetricUnit.Count, outcome.written);
   if (outcome.stale > 0) metrics.addMetric('StaleVersionsIgnored', MetricUnit.Count, outcome.stale);
 }
 
@@ -129,7 +137,7 @@ export function createWorkerHandler(deps: WorkerDependencies) {
         throwOnFullBatchFailure: false,
       });
     } finally {
-      metrics.publishStoredMetrics();
+      publishMetrics();
     }
   };
 }

@@ -9,3 +9,8 @@ import { METRICS_NAMESPACE, SERVICE_NAME } from './service';
 
 export const logger = new Logger({ serviceName: SERVICE_NAME });
 export const metrics = new Metrics({ serviceName: SERVICE_NAME, namespace: METRICS_NAMESPACE });
+
+/** Flushes the invocation's metrics; an invocation that recorded none writes nothing (Powertools would warn). */
+export function publishMetrics(): void {
+  if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+}

@@ -105,7 +105,7 @@ export class PipelineAlarms extends Construct {
     );
     this.dashboard.addWidgets(
       new GraphWidget({ title: 'Records written and skipped', left: [
-        ...['summary', 'timeseries', 'workout_stream', 'connection'].map((kind) => pipelineMetric('RecordsWritten', { kind })),
+        ...['SummaryRecordsWritten', 'TimeseriesSamplesWritten', 'WorkoutStreamsRecorded', 'ConnectionsWritten'].map((name) => pipelineMetric(name)),
         pipelineMetric('DuplicateDeliveries'),
         pipelineMetric('StaleVersionsIgnored'),
       ], width: 12 }),

@@ -57,7 +57,8 @@ describe('alarms', () => {
       .filter((file) => file.endsWith('.ts'))
       .map((file) => readFileSync(path.join(functionsDir, file), 'utf8'))
       .join('\n');
-    const published = new Set([...sources.matchAll(/addMetric\('([A-Za-z]+)'/g)].map((match) => match[1]));
+    // Metric names are PascalCase string literals in the handlers (in addMetric calls or name tables).
+    const published = new Set([...sources.matchAll(/'([A-Z][A-Za-z0-9]+)'/g)].map((match) => match[1]));
     const json = JSON.stringify(template.toJSON());
     const watched = new Set<string>();
     for (const alarm of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
