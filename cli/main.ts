@@ -52,7 +52,7 @@ Commands:
 
 Targets:
   default          the local pipeline of LOCAL_DATA_DIR (default .local/), started with npm start
-  --stack <name>   a deployed stack (usual AWS credentials and region; needs @aws-sdk/client-cloudformation)
+  --stack <name>   a deployed stack (usual AWS credentials and region)
 `;
 
 const common = {

@@ -62,29 +62,12 @@ export async function localTarget(dataDir: string): Promise<PipelineTarget> {
   };
 }
 
-/** The parts of `@aws-sdk/client-cloudformation` used here; it is loaded only for `--stack`. */
-interface CloudFormationModule {
-  CloudFormationClient: new (config: object) => { send(command: unknown): Promise<unknown>; destroy(): void };
-  DescribeStacksCommand: new (input: { StackName: string }) => unknown;
-}
-
-/** The outputs of a stack, by key. */
+/** The outputs of a stack, by key. The CloudFormation client is loaded only for `--stack`. */
 async function stackOutputs(stackName: string): Promise<Record<string, string>> {
-  // A variable specifier keeps the type checker and bundlers from requiring the optional package.
-  const moduleName = '@aws-sdk/client-cloudformation';
-  let cloudFormation: CloudFormationModule;
-  try {
-    cloudFormation = (await import(moduleName)) as CloudFormationModule;
-  } catch {
-    throw new StackLookupError(
-      '--stack needs @aws-sdk/client-cloudformation, which is not installed: npm install --save-dev @aws-sdk/client-cloudformation',
-    );
-  }
+  const cloudFormation = await import('@aws-sdk/client-cloudformation');
   const client = new cloudFormation.CloudFormationClient({});
   try {
-    const result = (await client.send(new cloudFormation.DescribeStacksCommand({ StackName: stackName }))) as {
-      Stacks?: { Outputs?: { OutputKey?: string; OutputValue?: string }[] }[];
-    };
+    const result = await client.send(new cloudFormation.DescribeStacksCommand({ StackName: stackName }));
     const outputs = result.Stacks?.[0]?.Outputs ?? [];
     return Object.fromEntries(outputs.filter((o) => o.OutputKey && o.OutputValue).map((o) => [o.OutputKey!, o.OutputValue!]));
   } catch (error) {

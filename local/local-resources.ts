@@ -80,8 +80,10 @@ export async function createLocalQueue(
   prefix: string,
 ): Promise<LocalQueue> {
   const visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? definition.visibilityTimeoutSeconds;
-  const deadLetters = await createQueue(options.sqs, options.sqsEndpoint, `${prefix}${definition.id}-dlq`, {});
+  const retention = { MessageRetentionPeriod: String(definition.messageRetentionSeconds) };
+  const deadLetters = await createQueue(options.sqs, options.sqsEndpoint, `${prefix}${definition.id}-dlq`, retention);
   const queue = await createQueue(options.sqs, options.sqsEndpoint, `${prefix}${definition.id}`, {
+    ...retention,
     VisibilityTimeout: String(visibilityTimeoutSeconds),
     RedrivePolicy: JSON.stringify({ deadLetterTargetArn: deadLetters.arn, maxReceiveCount: definition.maxReceiveCount }),
   });

@@ -5,7 +5,7 @@ import type { SQSRecord } from 'aws-lambda';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ATTRIBUTE } from '../functions/domain/queued-event';
-import { BACKFILL_TIMEOUT_SECONDS, WORKER_TIMEOUT_SECONDS } from '../functions/shared/resources';
+import { BACKFILL_TIMEOUT_SECONDS, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE, WORKER_TIMEOUT_SECONDS } from '../functions/shared/resources';
 import { devWebhookSecret, type LocalPipelineConfig } from './config';
 import { routePowertoolsLogs, type Output } from './console-output';
 import { SqsEventSourceMapping, type MessageOutcome, type SqsFunction } from './event-source-mapping';
@@ -20,12 +20,6 @@ import { LOCAL_AWS, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } fro
  * source mapping. Handlers run through their real `handler` exports, configured by the environment
  * variables the stack sets, so a local run exercises the wiring that runs in AWS.
  */
-
-/** The webhook route, as the stack's HTTP API serves it. */
-export const WEBHOOK_ROUTE = { method: 'POST', path: '/webhooks/vital' } as const;
-
-/** The verifier's timeout in the stack. */
-const VERIFIER_TIMEOUT_SECONDS = 10;
 
 /** A function consuming one of the pipeline's queues; adding a consumer is one line in `CONSUMERS`. */
 interface ConsumerDefinition {

@@ -35,6 +35,8 @@ export interface QueueDefinition {
   /** Upper bound of concurrent consumer invocations (the event source mapping's maximum concurrency). */
   readonly maxConcurrency: number;
   readonly deadLetterEnvVar: string;
+  /** Seconds a message is kept, in the queue and in its dead-letter queue (SQS's maximum: 14 days). */
+  readonly messageRetentionSeconds: number;
   readonly description: string;
 }
 
@@ -78,6 +80,14 @@ export const TABLES = {
   },
 } as const satisfies Record<string, TableDefinition>;
 
+/** The route Vital delivers to, on the HTTP API in AWS and on the local endpoint alike. */
+export const WEBHOOK_ROUTE = { method: 'POST', path: '/webhooks/vital' } as const;
+
+/** The verifier's timeout: Svix counts a delivery failed after about 15 s. */
+export const VERIFIER_TIMEOUT_SECONDS = 10;
+
+const FOURTEEN_DAYS = 14 * 24 * 3600;
+
 /** The worker's timeout; the events queue's visibility timeout is six times it. */
 export const WORKER_TIMEOUT_SECONDS = 30;
 /** The backfill function's timeout; the backfill queue's visibility timeout is six times it. */
@@ -93,6 +103,7 @@ export const QUEUES = {
     batchSize: 10,
     maxBatchingWindowSeconds: 1,
     maxConcurrency: 10,
+    messageRetentionSeconds: FOURTEEN_DAYS,
     description: 'Verified webhook deliveries, consumed by the worker.',
   },
   backfill: {
@@ -104,6 +115,7 @@ export const QUEUES = {
     batchSize: 1,
     maxBatchingWindowSeconds: 0,
     maxConcurrency: 2,
+    messageRetentionSeconds: FOURTEEN_DAYS,
     description: 'Backfill jobs (windows and pages of the Data Access API), consumed with capped concurrency.',
   },
 } as const satisfies Record<string, QueueDefinition>;

@@ -16,11 +16,12 @@ export class PipelineQueue extends Construct {
       encryptionMasterKey: props.encryptionKey,
       enforceSSL: true,
     };
-    this.deadLetterQueue = new Queue(this, 'DeadLetters', { ...encryption, retentionPeriod: Duration.days(14) });
+    const retentionPeriod = Duration.seconds(props.definition.messageRetentionSeconds);
+    this.deadLetterQueue = new Queue(this, 'DeadLetters', { ...encryption, retentionPeriod });
     this.queue = new Queue(this, 'Queue', {
       ...encryption,
       visibilityTimeout: Duration.seconds(props.definition.visibilityTimeoutSeconds),
-      retentionPeriod: Duration.days(14),
+      retentionPeriod,
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.definition.maxReceiveCount },
     });
   }

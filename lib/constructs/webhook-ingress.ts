@@ -8,7 +8,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { BUCKET, QUEUES } from '../../functions/shared/resources';
+import { BUCKET, QUEUES, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../../functions/shared/resources';
 import { grantObjectAccess } from './object-grants';
 import { PipelineFunction } from './pipeline-function';
 
@@ -22,9 +22,6 @@ export interface WebhookIngressProps {
   readonly throttle: { readonly rateLimit: number; readonly burstLimit: number };
   readonly maxBodyBytes?: number;
 }
-
-/** The webhook path Vital delivers to. */
-export const WEBHOOK_PATH = '/webhooks/vital';
 
 /**
  * The public edge: an HTTP API with one route, `POST /webhooks/vital`, served by the verifier, which
@@ -42,7 +39,7 @@ export class WebhookIngress extends Construct {
     this.verifier = new PipelineFunction(this, 'Verifier', {
       entry: 'verifier.ts',
       description: 'Verifies Vital webhook signatures and queues verified deliveries',
-      timeout: Duration.seconds(10),
+      timeout: Duration.seconds(VERIFIER_TIMEOUT_SECONDS),
       encryptionKey: props.encryptionKey,
       logRetention: props.logRetention,
       environment: {
@@ -86,10 +83,10 @@ export class WebhookIngress extends Construct {
       },
     });
     this.api.addRoutes({
-      path: WEBHOOK_PATH,
-      methods: [HttpMethod.POST],
+      path: WEBHOOK_ROUTE.path,
+      methods: [HttpMethod[WEBHOOK_ROUTE.method]],
       integration: new HttpLambdaIntegration('VerifierIntegration', this.verifier),
     });
-    this.url = `${stage.url.replace(/\/$/, '')}${WEBHOOK_PATH}`;
+    this.url = `${stage.url.replace(/\/$/, '')}${WEBHOOK_ROUTE.path}`;
   }
 }

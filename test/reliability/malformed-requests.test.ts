@@ -9,7 +9,7 @@ import { S3ClaimCheckStore } from '../../functions/adapters/claim-check-store';
 import { SqsEventQueue, type EventQueue } from '../../functions/adapters/event-queue';
 import { StaticSigningSecrets } from '../../functions/adapters/signing-secret-source';
 import { startHttpApi, type RunningHttpApi } from '../../local/http-api';
-import { WEBHOOK_ROUTE } from '../../local/pipeline';
+import { WEBHOOK_ROUTE } from '../../functions/shared/resources';
 import { LOCAL_AWS, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 import { newSigningSecret } from '../support/signing';
 import { badRequest, signedHeaders, validBody, type BadRequest } from './malformed-requests';

@@ -10,11 +10,10 @@ import { DynamoDbConnectionStore } from '../../functions/adapters/connection-sto
 import { DynamoDbRecordStore } from '../../functions/adapters/record-store';
 import { VitalApiClient } from '../../functions/adapters/vital-api-client';
 import { ATTRIBUTE } from '../../functions/domain/queued-event';
-import { QUEUES } from '../../functions/shared/resources';
+import { QUEUES, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../../functions/shared/resources';
 import { SqsEventSourceMapping, type SqsFunction } from '../../local/event-source-mapping';
 import { startHttpApi, type RunningHttpApi } from '../../local/http-api';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
-import { WEBHOOK_ROUTE } from '../../local/pipeline';
 import { startFakeVitalApi, type FakeVitalApi } from '../../local/fake-vital-api';
 import { LOCAL_AWS, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 import type { Random } from './storm';
@@ -334,7 +333,7 @@ export async function startStormPipeline(options: {
 
     const api: RunningHttpApi = await startHttpApi({
       port: 0,
-      routes: [{ ...WEBHOOK_ROUTE, function: { name: 'verifier', timeoutSeconds: 10, handler: verifier } }],
+      routes: [{ ...WEBHOOK_ROUTE, function: { name: 'verifier', timeoutSeconds: VERIFIER_TIMEOUT_SECONDS, handler: verifier } }],
     });
     stops.push(() => api.close());
     stops.push(async () => [handlerSqs, handlerDynamo].forEach((client) => client.destroy()));
