@@ -8,7 +8,13 @@ import { sqsClient } from './adapters/sqs-client';
 import { QueuedBackfillRequests, SqsBackfillQueue } from './adapters/backfill-requests';
 import { DynamoDbBackfillStatusStore } from './adapters/backfill-status-store';
 import { DynamoDbConnectionStore } from './adapters/connection-store';
-import { DEFAULT_DELIVERY_DEDUPE_DAYS, PowertoolsDeliveryDedupe, type DedupedOutcome, type DeliveryDedupe } from './adapters/delivery-dedupe';
+import {
+  DEFAULT_DELIVERY_DEDUPE_DAYS,
+  DeliveryInProgressError,
+  PowertoolsDeliveryDedupe,
+  type DedupedOutcome,
+  type DeliveryDedupe,
+} from './adapters/delivery-dedupe';
 import { S3ClaimCheckStore } from './adapters/claim-check-store';
 import type { ClaimCheckStore } from './adapters/event-queue';
 import { S3QuarantineStore } from './adapters/quarantine-store';
@@ -106,6 +112,11 @@ export function createWorkerHandler(deps: WorkerDependencies) {
         duplicate: outcome.duplicate,
       });
     } catch (error) {
+      if (error instanceof DeliveryInProgressError) {
+        metrics.addMetric('DuplicateDeliveries', MetricUnit.Count, 1);
+        logger.info('Copy of a delivery another invocation is processing; acknowledged', keys);
+        return;
+      }
       if (error instanceof MalformedEnvelopeError) {
         metrics.addMetric('MalformedEnvelopes', MetricUnit.Count, 1);
         logger.error('Signed body breaks its schema; retried, then kept in the DLQ for replay', { ...keys, issues: error.issues });

@@ -1,6 +1,6 @@
 import type { Context } from 'aws-lambda';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
+import { IdempotencyAlreadyInProgressError, IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import type { DeliveryOutcome } from '../domain/event-processing';
 
@@ -9,6 +9,13 @@ export const DEFAULT_DELIVERY_DEDUPE_DAYS = 7;
 
 /** The outcome of a delivery, and whether it was a duplicate answered from the dedupe record. */
 export type DedupedOutcome = DeliveryOutcome & { readonly duplicate: boolean };
+
+/**
+ * Another invocation is processing a copy of this delivery right now. That copy's own message stays
+ * in the queue until it succeeds (SQS redelivers it if it fails or dies), so this copy adds nothing
+ * and can be acknowledged.
+ */
+export class DeliveryInProgressError extends Error {}
 
 /** Runs the processing of each `svix-id` to completion once; a later delivery gets the stored outcome. */
 export interface DeliveryDedupe {
@@ -31,7 +38,7 @@ export interface PowertoolsDeliveryDedupeOptions {
  * failure never looks done and the retry processes again. When the process dies without the delete
  * (timeout, crash), the record's `in_progress_expiration` (now + the remaining invocation time)
  * lets the retry in once that time has passed. A concurrent duplicate while one is in progress gets
- * `IdempotencyAlreadyInProgressError`, which fails that record so SQS retries it later.
+ * `DeliveryInProgressError`.
  */
 export class PowertoolsDeliveryDedupe implements DeliveryDedupe {
   private readonly config: IdempotencyConfig;
@@ -61,6 +68,11 @@ export class PowertoolsDeliveryDedupe implements DeliveryDedupe {
     this.config.registerLambdaContext(
       context ?? ({ getRemainingTimeInMillis: () => Math.max(deadline - Date.now(), 1) } as unknown as Context),
     );
-    return this.run({ svixId }, process);
+    try {
+      return await this.run({ svixId }, process);
+    } catch (error) {
+      if (error instanceof IdempotencyAlreadyInProgressError) throw new DeliveryInProgressError(`delivery ${svixId} is being processed by another invocation`);
+      throw error;
+    }
   }
 }
