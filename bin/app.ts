@@ -24,4 +24,5 @@ new VitalWebhookPipelineStack(app, context('stackName') ?? 'VitalWebhookPipeline
   deliveryDedupeDays: number('deliveryDedupeDays'),
   rawBodyRetentionDays: number('rawBodyRetentionDays'),
   backfillConcurrency: number('backfillConcurrency'),
+  tracing: context('tracing') === undefined ? undefined : String(context('tracing')) !== 'false',
 });

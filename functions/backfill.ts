@@ -16,6 +16,7 @@ import { BackfillRunner, type BackfillRunnerDependencies } from './domain/backfi
 import { requiredEnv } from './shared/environment';
 import { BUCKET, QUEUES, TABLES } from './shared/resources';
 import { logger, metrics, publishMetrics } from './shared/observability';
+import { traced, tracer } from './shared/tracing';
 
 /** What the backfill function needs from the outside world. */
 export interface BackfillHandlerDependencies extends BackfillRunnerDependencies {
@@ -80,7 +81,7 @@ export function createBackfillHandler(deps: BackfillHandlerDependencies) {
   return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
     try {
       const processor = new BatchProcessor(EventType.SQS);
-      return await processPartialResponse(event, (record: SQSRecord) => processRecord(record, context), processor, { context });
+      return await traced('backfill', () => processPartialResponse(event, (record: SQSRecord) => processRecord(record, context), processor, { context }));
     } finally {
       publishMetrics();
     }
@@ -104,15 +105,15 @@ function apiKeySource(): () => Promise<string> {
 
 /** Wires the backfill function from its Lambda environment (or the local pipeline's, which sets the same names). */
 export function backfillFromEnvironment(): BackfillHandlerDependencies {
-  const documents = DynamoDBDocumentClient.from(dynamoDbClient(), { marshallOptions: { removeUndefinedValues: true } });
+  const documents = DynamoDBDocumentClient.from(tracer.captureAWSv3Client(dynamoDbClient()), { marshallOptions: { removeUndefinedValues: true } });
   return {
     statuses: new DynamoDbBackfillStatusStore(documents, requiredEnv(TABLES.backfills.envVar)),
     records: new DynamoDbRecordStore(documents, {
       summariesTable: requiredEnv(TABLES.summaries.envVar),
       timeseriesTable: requiredEnv(TABLES.timeseries.envVar),
     }),
-    streams: new S3WorkoutStreamStore(s3Client(), requiredEnv(BUCKET.envVar)),
-    queue: new SqsBackfillQueue(sqsClient(), requiredEnv(QUEUES.backfill.envVar)),
+    streams: new S3WorkoutStreamStore(tracer.captureAWSv3Client(s3Client()), requiredEnv(BUCKET.envVar)),
+    queue: new SqsBackfillQueue(tracer.captureAWSv3Client(sqsClient()), requiredEnv(QUEUES.backfill.envVar)),
     source: new VitalApiClient({
       baseUrl: vitalApiBaseUrl({
         environment: (process.env.VITAL_ENVIRONMENT ?? 'production') as VitalEnvironment,

@@ -24,6 +24,7 @@ import { ATTRIBUTE, decodeQueuedEvent, MalformedQueueMessageError, type QueuedEv
 import { MalformedEnvelopeError } from './domain/webhook-event';
 import { requiredEnv } from './shared/environment';
 import { logger, metrics, publishMetrics } from './shared/observability';
+import { traced, tracer } from './shared/tracing';
 import { BUCKET, QUEUES, TABLES, WORKER_TIMEOUT_SECONDS } from './shared/resources';
 
 /** What the worker needs from the outside world. */
@@ -143,10 +144,10 @@ export function createWorkerHandler(deps: WorkerDependencies) {
       return current;
     };
     try {
-      return await processPartialResponse(event, processInTurn, processor, {
+      return await traced('worker', () => processPartialResponse(event, processInTurn, processor, {
         // Every record failing is still a partial response to SQS: each is retried on its own.
         throwOnFullBatchFailure: false,
-      });
+      }));
     } finally {
       publishMetrics();
     }
@@ -155,7 +156,8 @@ export function createWorkerHandler(deps: WorkerDependencies) {
 
 /** Wires the worker from its Lambda environment (or the local pipeline's, which sets the same names). */
 export function workerFromEnvironment(): WorkerDependencies {
-  const client = dynamoDbClient();
+  const client = tracer.captureAWSv3Client(dynamoDbClient());
+  const s3 = tracer.captureAWSv3Client(s3Client());
   const documents = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   const bucket = requiredEnv(BUCKET.envVar);
   return {
@@ -167,9 +169,9 @@ export function workerFromEnvironment(): WorkerDependencies {
       connections: new DynamoDbConnectionStore(documents, requiredEnv(TABLES.connections.envVar)),
       backfillRequests: new QueuedBackfillRequests({
         statuses: new DynamoDbBackfillStatusStore(documents, requiredEnv(TABLES.backfills.envVar)),
-        queue: new SqsBackfillQueue(sqsClient(), requiredEnv(QUEUES.backfill.envVar)),
+        queue: new SqsBackfillQueue(tracer.captureAWSv3Client(sqsClient()), requiredEnv(QUEUES.backfill.envVar)),
       }),
-      quarantine: new S3QuarantineStore(s3Client(), bucket, BUCKET.prefixes.quarantine),
+      quarantine: new S3QuarantineStore(s3, bucket, BUCKET.prefixes.quarantine),
     },
     dedupe: new PowertoolsDeliveryDedupe({
       client,
@@ -177,7 +179,7 @@ export function workerFromEnvironment(): WorkerDependencies {
       expiresAfterDays: Number(process.env.DELIVERY_DEDUPE_DAYS ?? DEFAULT_DELIVERY_DEDUPE_DAYS),
       defaultRemainingMs: WORKER_TIMEOUT_SECONDS * 1000,
     }),
-    claimChecks: new S3ClaimCheckStore(s3Client(), bucket),
+    claimChecks: new S3ClaimCheckStore(s3, bucket),
     expectedTeamId: process.env.EXPECTED_TEAM_ID || undefined,
   };
 }

@@ -49,6 +49,11 @@ export interface VitalWebhookPipelineProps extends StackProps {
   readonly deliveryDedupeDays?: number;
   /** Days raw bodies (claim checks, quarantined events) are kept in the bucket. @default 30 */
   readonly rawBodyRetentionDays?: number;
+  /**
+   * X-Ray tracing of every function. At low volume nearly every invocation is traced, which makes
+   * X-Ray the largest cost of a small deployment (docs/cost.md). @default true
+   */
+  readonly tracing?: boolean;
   /** @default RetentionDays.THREE_MONTHS */
   readonly logRetention?: RetentionDays;
   /** Concurrent backfill invocations (each fetches one window or page at a time). @default QUEUES.backfill.maxConcurrency */
@@ -86,6 +91,7 @@ export class VitalWebhookPipelineStack extends Stack {
     super(scope, id, props);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const logRetention = props.logRetention ?? RetentionDays.THREE_MONTHS;
+    const tracing = props.tracing ?? true;
 
     const encryptionKey = new Key(this, 'DataKey', {
       description: 'Encrypts the Vital webhook pipeline: queues, tables, bucket, secrets, logs',
@@ -152,11 +158,12 @@ export class VitalWebhookPipelineStack extends Stack {
       signingSecret,
       encryptionKey,
       logRetention,
+      tracing,
       throttle: props.throttle ?? { rateLimit: 50, burstLimit: 100 },
     });
     this.webhookUrl = ingress.url;
 
-    const common = { encryptionKey, logRetention };
+    const common = { encryptionKey, logRetention, tracing };
     const worker = new PipelineFunction(this, 'Worker', {
       ...common,
       entry: 'worker.ts',

@@ -21,13 +21,15 @@ export interface PipelineFunctionProps {
   /** Encrypts the function's log group. */
   readonly encryptionKey: IKey;
   readonly logRetention: RetentionDays;
+  /** X-Ray active tracing. */
+  readonly tracing: boolean;
 }
 
 /**
  * A Lambda function as every handler of the pipeline runs: Node.js 24 on arm64, bundled by esbuild
  * (minified, tree-shaken, source maps), structured JSON logs in its own encrypted log group, and
- * X-Ray tracing. The AWS SDK v3 is left to the runtime, which ships it: bundling it would add
- * hundreds of kilobytes to every cold start for no gain in behaviour.
+ * X-Ray tracing unless the deployment turns it off. The AWS SDK v3 is left to the runtime, which
+ * ships it: bundling it would add hundreds of kilobytes to every cold start for no gain in behaviour.
  */
 export class PipelineFunction extends NodejsFunction {
   constructor(scope: Construct, id: string, props: PipelineFunctionProps) {
@@ -46,12 +48,13 @@ export class PipelineFunction extends NodejsFunction {
       architecture: Architecture.ARM_64,
       memorySize: props.memorySize ?? 512,
       timeout: props.timeout,
-      tracing: Tracing.ACTIVE,
+      tracing: props.tracing ? Tracing.ACTIVE : Tracing.DISABLED,
       logGroup,
       loggingFormat: LoggingFormat.JSON,
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+        POWERTOOLS_TRACE_ENABLED: String(props.tracing),
         ...props.environment,
       },
       bundling: {

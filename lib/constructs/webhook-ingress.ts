@@ -18,6 +18,7 @@ export interface WebhookIngressProps {
   readonly signingSecret: ISecret;
   readonly encryptionKey: IKey;
   readonly logRetention: RetentionDays;
+  readonly tracing: boolean;
   /** Steady-state requests per second and burst the API accepts before answering 429 (Svix retries those). */
   readonly throttle: { readonly rateLimit: number; readonly burstLimit: number };
   readonly maxBodyBytes?: number;
@@ -42,6 +43,7 @@ export class WebhookIngress extends Construct {
       timeout: Duration.seconds(VERIFIER_TIMEOUT_SECONDS),
       encryptionKey: props.encryptionKey,
       logRetention: props.logRetention,
+      tracing: props.tracing,
       environment: {
         [QUEUES.events.envVar]: props.queue.queueUrl,
         [BUCKET.envVar]: props.bucket.bucketName,

@@ -76,6 +76,15 @@ describe('VitalWebhookPipelineStack', () => {
     }
   });
 
+  it('turns X-Ray off everywhere when the deployment asks, for cost', () => {
+    const { template: untraced } = synthesize({ props: { tracing: false } });
+    for (const fn of Object.values(untraced.findResources('AWS::Lambda::Function'))) {
+      assert.notDeepEqual(fn.Properties.TracingConfig, { Mode: 'Active' });
+      if (fn.Properties.Environment?.Variables?.POWERTOOLS_SERVICE_NAME) assert.equal(fn.Properties.Environment.Variables.POWERTOOLS_TRACE_ENABLED, 'false');
+    }
+    assert.doesNotMatch(JSON.stringify(untraced.toJSON()), /xray:PutTraceSegments/);
+  });
+
   it('consumes both queues with partial batch responses and capped concurrency', () => {
     const mappings = resources('AWS::Lambda::EventSourceMapping');
     assert.equal(mappings.length, 2);
