@@ -19,7 +19,7 @@
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import type { APIGatewayProxyEventV2, Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { DynamoDBClient, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
@@ -34,6 +34,7 @@ import { createLocalResources } from '../local/local-resources';
 import { LOCAL_AWS, startDynamoDbLocal, startSqsAndS3 } from '../local/stand-ins';
 import { captureProcessOutput } from '../test/observability/capture-output';
 import { svixHeaders } from '../test/support/signing';
+import { webhookRequestEvent } from '../test/support/http-api-event';
 
 // ---------------------------------------------------------------------------------------------
 // Counting proxies
@@ -192,19 +193,6 @@ interface PhaseResult {
   sampleLog: string[];
 }
 
-function apiEvent(headers: Record<string, string>, body: string): APIGatewayProxyEventV2 {
-  return {
-    version: '2.0',
-    routeKey: 'POST /webhooks/vital',
-    rawPath: '/webhooks/vital',
-    rawQueryString: '',
-    headers: { 'content-type': 'application/json', ...headers },
-    requestContext: {} as APIGatewayProxyEventV2['requestContext'],
-    body,
-    isBase64Encoded: false,
-  };
-}
-
 function context(name: string, timeoutSeconds: number): Context {
   const deadline = Date.now() + timeoutSeconds * 1000;
   return {
@@ -322,7 +310,7 @@ async function main(): Promise<void> {
       }
     };
     for (const body of bodies) {
-      const response = await timed('verifier', () => verifier(apiEvent(svixHeaders(SIGNING_SECRET, body), body)));
+      const response = await timed('verifier', () => verifier(webhookRequestEvent(svixHeaders(SIGNING_SECRET, body), body)));
       if (response.statusCode !== 202) throw new Error(`verifier answered ${response.statusCode} in ${name}`);
     }
     // Worker: one event per invocation, as a single user's events arrive (minutes apart).

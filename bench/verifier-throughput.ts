@@ -1,5 +1,4 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { SQSClient, type SQSClientConfig } from '@aws-sdk/client-sqs';
 import { createVerifierHandler } from '../functions/verifier';
 import { SqsEventQueue, type ClaimCheckStore } from '../functions/adapters/event-queue';
@@ -10,6 +9,7 @@ import { newSigningSecret, svixHeaders } from '../test/support/signing';
 import { heartRateEventBodyOfSize } from './fixtures';
 import { formatNumber, type Row } from './report';
 import { medianRates } from './timing';
+import { webhookRequestEvent } from '../test/support/http-api-event';
 
 /**
  * Verifier handler throughput against a bare HMAC-SHA256 check of the same body. The handler runs
@@ -51,19 +51,6 @@ const noClaimChecks: ClaimCheckStore = {
   get: () => Promise.reject(new Error('the verifier never reads claim checks')),
 };
 
-function httpApiEvent(headers: Record<string, string>, body: string): APIGatewayProxyEventV2 {
-  return {
-    version: '2.0',
-    routeKey: 'POST /webhooks/vital',
-    rawPath: '/webhooks/vital',
-    rawQueryString: '',
-    headers: { 'content-type': 'application/json', ...headers },
-    requestContext: {} as APIGatewayProxyEventV2['requestContext'],
-    body,
-    isBase64Encoded: false,
-  };
-}
-
 /**
  * The least a correct receiver must do: HMAC-SHA256 over `id.timestamp.body` with `node:crypto`, and a
  * constant-time comparison with each `v1` signature in the header.
@@ -92,7 +79,7 @@ async function measureBodySize(targetBytes: number): Promise<Row> {
   const secret = newSigningSecret();
   const body = heartRateEventBodyOfSize(targetBytes);
   const headers = svixHeaders(secret, body);
-  const event = httpApiEvent(headers, body);
+  const event = webhookRequestEvent(headers, body);
   const request = { headers: event.headers, body, isBase64Encoded: false };
   const secrets = parseSigningSecrets(secret);
   const hmacKey = Buffer.from(secret.slice('whsec_'.length), 'base64');

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RESOURCES, type ResourceDefinition } from '../functions/domain/catalogue';
+import { seededRandom } from '../functions/domain/seeded-random';
 
 /**
  * A fake Vital (Junction) Data Access API for tests, the local pipeline and the benchmark, written
@@ -88,18 +89,6 @@ function deterministicUuid(...parts: readonly (string | number)[]): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
-/** mulberry32: a seeded PRNG for fault injection. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const iso = (ms: number): string => new Date(ms).toISOString().replace('.000Z', '+00:00');
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 /** Resources whose samples come several to an instant, told apart by the sample `type`. */
@@ -124,7 +113,7 @@ export async function startFakeVitalApi(options: FakeVitalApiOptions): Promise<F
   const emptyProviders = new Set(options.emptyProviders ?? []);
   const hasNoStream = (workoutId: string): boolean => (hash(seed, workoutId) % 1000) / 1000 < (options.workoutsWithoutStream ?? 0);
   let faults: FakeVitalFaults = options.faults ?? {};
-  const random = prng(seed);
+  const random = seededRandom(seed);
   const workoutOwners = new Map<string, string>();
   const counters: FakeVitalCounters = {
     requests: 0,

@@ -12,7 +12,7 @@ import { SqsEventSourceMapping, type MessageOutcome, type SqsFunction } from './
 import { startHttpApi, type HandledRequest, type HttpFunction, type RunningHttpApi } from './http-api';
 import { createLocalResources, type LocalResources, type QueueName } from './local-resources';
 import { removePipelineState, writePipelineState, type PipelineState } from './pipeline-state';
-import { LOCAL_AWS, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from './stand-ins';
+import { LOCAL_AWS, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from './stand-ins';
 
 /**
  * The whole pipeline on one machine: the stand-ins, the resources the CDK stack deploys (from the
@@ -60,12 +60,7 @@ function handlerEnvironment(
   webhookSecret: string,
 ): Record<string, string> {
   return {
-    AWS_REGION: LOCAL_AWS.region,
-    AWS_ACCESS_KEY_ID: LOCAL_AWS.credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: LOCAL_AWS.credentials.secretAccessKey,
-    AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
-    AWS_ENDPOINT_URL_SQS: endpoints.sqs,
-    AWS_ENDPOINT_URL_S3: endpoints.s3,
+    ...standInEnvironment(endpoints),
     ...resources.environment,
     // The stack gives the verifier SIGNING_SECRET_ID (Secrets Manager); locally it reads the secret itself.
     VITAL_WEBHOOK_SECRET: webhookSecret,

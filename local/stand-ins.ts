@@ -20,6 +20,21 @@ export interface RunningStandIn {
   stop(): Promise<void>;
 }
 
+/**
+ * The environment through which the handlers' own wiring (their `*FromEnvironment()` functions, and
+ * the SDK's endpoint variables) reaches the stand-ins instead of AWS.
+ */
+export function standInEnvironment(endpoints: { readonly dynamodb: string; readonly sqs: string; readonly s3: string }): Record<string, string> {
+  return {
+    AWS_REGION: LOCAL_AWS.region,
+    AWS_ACCESS_KEY_ID: LOCAL_AWS.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_AWS.credentials.secretAccessKey,
+    AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
+    AWS_ENDPOINT_URL_SQS: endpoints.sqs,
+    AWS_ENDPOINT_URL_S3: endpoints.s3,
+  };
+}
+
 /** A free TCP port on loopback (DynamoDB Local cannot take port 0). */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

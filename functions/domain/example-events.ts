@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { classifyEventType, type ResourceDefinition } from './catalogue';
+import { seededRandom } from './seeded-random';
 
 /**
  * Realistic, deterministic Vital webhook envelopes for every event type of the catalogue: the
@@ -153,16 +154,9 @@ const sampleProfiles: Readonly<Record<string, SampleProfile>> = {
 
 const noteTexts = ['Felt rested after a long walk', 'Late dinner, slept poorly', 'Headache in the afternoon', 'Started new running plan'];
 
-/** A small seeded generator (mulberry32): the same seed gives the same values on every platform. */
+/** A generator seeded by the parts an example depends on, so each example is the same on every run. */
 function randomSource(...parts: readonly (string | number)[]): () => number {
-  let state = createHash('sha256').update(parts.join('|')).digest().readUInt32LE(0);
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
+  return seededRandom(createHash('sha256').update(parts.join('|')).digest().readUInt32LE(0));
 }
 
 /** A version-4-shaped UUID derived from its inputs. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import type { APIGatewayProxyEventV2, Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
@@ -15,9 +15,10 @@ import { logger } from '../../functions/shared/observability';
 import { toSqsRecord } from '../../local/event-source-mapping';
 import { startFakeVitalApi, type FakeVitalApi } from '../../local/fake-vital-api';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
-import { LOCAL_AWS, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+import { LOCAL_AWS, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 import { svixHeaders } from '../support/signing';
 import { captureProcessOutput, type CapturedOutput } from './capture-output';
+import { webhookRequestEvent } from '../support/http-api-event';
 
 /**
  * Log hygiene: drives every path of the three real handlers (wired by their own `*FromEnvironment`
@@ -96,19 +97,6 @@ function planted(envelope: ExampleEnvelope): Record<string, unknown> {
   if ('model' in data) Object.assign(data, { model: SENTINEL.deviceModel, manufacturer: SENTINEL.personName });
   if ('workout_id' in data) Object.assign(data, { message: SENTINEL.noteText, sport: { id: 1, name: SENTINEL.personName, slug: 'running' } });
   return copy;
-}
-
-function httpApiEvent(headers: Record<string, string>, body: string): APIGatewayProxyEventV2 {
-  return {
-    version: '2.0',
-    routeKey: 'POST /webhooks/vital',
-    rawPath: '/webhooks/vital',
-    rawQueryString: '',
-    headers: { 'content-type': 'application/json', ...headers },
-    requestContext: {} as APIGatewayProxyEventV2['requestContext'],
-    body,
-    isBase64Encoded: false,
-  };
 }
 
 function lambdaContext(name: string, remainingMs = 60_000): Context {
@@ -210,12 +198,7 @@ describe('log hygiene: no payload value, secret or signature reaches the logs on
     proxy = await startSentinelProxy(fake);
     // The handlers' own wiring reads these, exactly as in Lambda (local endpoints instead of AWS).
     Object.assign(process.env, {
-      AWS_REGION: LOCAL_AWS.region,
-      AWS_ACCESS_KEY_ID: LOCAL_AWS.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_AWS.credentials.secretAccessKey,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-      AWS_ENDPOINT_URL_SQS: sqsAndS3.endpoint,
-      AWS_ENDPOINT_URL_S3: sqsAndS3.endpoint,
+      ...standInEnvironment({ dynamodb: dynamo.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint }),
       ...resources.environment,
       VITAL_WEBHOOK_SECRET: SIGNING_SECRET,
       VITAL_API_KEY: SENTINEL.apiKey,
@@ -261,7 +244,7 @@ describe('log hygiene: no payload value, secret or signature reaches the logs on
         signatures.push(...headers['svix-signature'].split(' ').map((entry) => entry.slice(entry.indexOf(',') + 1)));
         return headers;
       };
-      const deliver = async (body: string, headers = sign(body)) => (await verifier(httpApiEvent(headers, body))).statusCode;
+      const deliver = async (body: string, headers = sign(body)) => (await verifier(webhookRequestEvent(headers, body))).statusCode;
       const event = (type: string, options: Parameters<typeof exampleEvent>[1] = {}) => JSON.stringify(planted(exampleEvent(type, { userId: USERS.ok, ...options })));
 
       // --- verifier: accepted, claim-checked, every refusal, queue unavailable ---
@@ -272,7 +255,7 @@ describe('log hygiene: no payload value, secret or signature reaches the logs on
       const bigBatch = event('daily.data.heartrate.created', { sampleCount: 12_000, sampleIntervalSeconds: 1, seed: 7 });
       assert.ok(Buffer.byteLength(bigBatch) > 1024 * 1024, 'the claim-checked batch exceeds one SQS message');
       statuses.claimChecked = await deliver(bigBatch);
-      statuses.missingHeaders = (await verifier(httpApiEvent({}, sleepBody))).statusCode;
+      statuses.missingHeaders = (await verifier(webhookRequestEvent({}, sleepBody))).statusCode;
       statuses.badSignature = await deliver(sleepBody, sign(sleepBody, OTHER_SECRET));
       statuses.staleTimestamp = await deliver(sleepBody, sign(sleepBody, SIGNING_SECRET, new Date(Date.now() - 3_600_000)));
       statuses.notJson = await deliver(`${SENTINEL.notJsonBody} ${SENTINEL.noteText}`);
@@ -283,7 +266,7 @@ describe('log hygiene: no payload value, secret or signature reaches the logs on
       const unavailable = createVerifierHandler(verifierFromEnvironment());
       process.env.EVENTS_QUEUE_URL = resources.queues.events.url;
       const unavailableBody = event('daily.data.steps.created');
-      statuses.queueUnavailable = (await unavailable(httpApiEvent(sign(unavailableBody), unavailableBody))).statusCode;
+      statuses.queueUnavailable = (await unavailable(webhookRequestEvent(sign(unavailableBody), unavailableBody))).statusCode;
       results.verifier = statuses;
 
       // --- worker, first wave: every kind of event ---

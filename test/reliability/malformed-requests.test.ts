@@ -13,7 +13,7 @@ import { WEBHOOK_ROUTE } from '../../functions/shared/resources';
 import { LOCAL_AWS, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 import { newSigningSecret } from '../support/signing';
 import { badRequest, signedHeaders, validBody, type BadRequest } from './malformed-requests';
-import { prng } from './storm';
+import { seededRandom } from '../../functions/domain/seeded-random';
 
 /**
  * Bad input: at least 10,000 generated malformed requests through the verifier handler (in process,
@@ -99,7 +99,7 @@ describe(`malformed requests (${COUNT} in process, ${HTTP_SAMPLE} over HTTP, STO
   };
 
   it('accepts a well-signed event (the control: the endpoint does not refuse everything)', async () => {
-    const body = validBody(prng(SEED));
+    const body = validBody(seededRandom(SEED));
     const response = await handler(apiEvent({ kind: 'control', body: Buffer.from(body), headers: { 'content-type': 'application/json', ...signedHeaders(secret, body, new Date()) } }));
     assert.equal(typeof response === 'object' && response.statusCode, 202);
     assert.equal(await queued(), 1);
@@ -107,7 +107,7 @@ describe(`malformed requests (${COUNT} in process, ${HTTP_SAMPLE} over HTTP, STO
   });
 
   it(`refuses ${COUNT} generated malformed requests with a 4xx and enqueues none`, async () => {
-    const random = prng(SEED);
+    const random = seededRandom(SEED);
     const byKind = new Map<string, number>();
     const wrong: string[] = [];
     for (let index = 0; index < COUNT; index += 1) {
@@ -133,7 +133,7 @@ describe(`malformed requests (${COUNT} in process, ${HTTP_SAMPLE} over HTTP, STO
   });
 
   it(`refuses a sample of ${HTTP_SAMPLE} over real HTTP with a 4xx, and the server stays up`, async () => {
-    const random = prng(SEED + 1);
+    const random = seededRandom(SEED + 1);
     const statuses = new Map<number, number>();
     const wrong: string[] = [];
     for (let index = 0; index < HTTP_SAMPLE; index += 1) {

@@ -15,7 +15,7 @@ import { SqsEventSourceMapping, type SqsFunction } from '../../local/event-sourc
 import { startHttpApi, type RunningHttpApi } from '../../local/http-api';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
 import { startFakeVitalApi, type FakeVitalApi } from '../../local/fake-vital-api';
-import { LOCAL_AWS, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+import { LOCAL_AWS, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 import type { Random } from './storm';
 
 /**
@@ -200,12 +200,7 @@ export async function startStormPipeline(options: {
 
     // The handlers read their settings from the environment, as in Lambda and in `npm start`.
     Object.assign(process.env, {
-      AWS_REGION: LOCAL_AWS.region,
-      AWS_ACCESS_KEY_ID: LOCAL_AWS.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_AWS.credentials.secretAccessKey,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-      AWS_ENDPOINT_URL_SQS: sqsAndS3.endpoint,
-      AWS_ENDPOINT_URL_S3: sqsAndS3.endpoint,
+      ...standInEnvironment({ dynamodb: dynamo.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint }),
       ...resources.environment,
       VITAL_WEBHOOK_SECRET: options.secret,
       VITAL_API_KEY: API_KEY,

@@ -9,7 +9,8 @@ import { newSigningSecret } from '../support/signing';
 import { claimsOf, computeOracle, ksuidOf, sampleIdentity, type Oracle } from './oracle';
 import { DEFAULT_FAULTS, startStormPipeline, type StormPipeline } from './pipeline-harness';
 import { sendStorm, type SendReport } from './senders';
-import { generateStorm, prng, type Storm } from './storm';
+import { generateStorm, type Storm } from './storm';
+import { seededRandom } from '../../functions/domain/seeded-random';
 
 /**
  * The reliability storm: a seeded stream of realistic events for many users, delivered through the
@@ -50,7 +51,7 @@ describe(`reliability storm (STORM_SEED=${SEED} STORM_SIZE=${SIZE})`, { timeout:
     pipeline = await startStormPipeline({
       secret: newSigningSecret(),
       seed: SEED,
-      random: prng(SEED ^ 0x5eed),
+      random: seededRandom(SEED ^ 0x5eed),
       rates: DEFAULT_FAULTS,
       visibilityTimeoutSeconds: VISIBILITY_TIMEOUT_SECONDS,
       workerTimeoutSeconds: WORKER_TIMEOUT_SECONDS,

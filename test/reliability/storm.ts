@@ -1,5 +1,6 @@
 import { deterministicUuid, exampleEvent } from '../../functions/domain/example-events';
 import { newMessageId } from '../../functions/domain/message-order';
+import { seededRandom } from '../../functions/domain/seeded-random';
 
 /**
  * The storm: a seeded, reproducible stream of Vital webhook messages for many users, and the plan
@@ -9,18 +10,6 @@ import { newMessageId } from '../../functions/domain/message-order';
  * Every message is what Svix would hold: a fixed `msg_` id (a KSUID whose creation time follows the
  * version order of what it carries) and a body. Signing happens later, at delivery time.
  */
-
-/** mulberry32: a small deterministic PRNG. */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 export type Random = () => number;
 const pick = <T>(random: Random, items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
@@ -98,7 +87,7 @@ const vitalTime = (ms: number): string => `${new Date(ms).toISOString().slice(0,
 
 /** Generates the storm for `options`; deterministic in `seed` and `users`. */
 export function generateStorm(options: StormOptions): Storm {
-  const random = prng(options.seed);
+  const random = seededRandom(options.seed);
   const idBytes = () => Uint8Array.from({ length: 16 }, () => Math.floor(random() * 256));
   const messages: StormMessage[] = [];
   const historical: HistoricalRequest[] = [];

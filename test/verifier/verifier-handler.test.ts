@@ -10,19 +10,7 @@ import { CachedSigningSecrets, StaticSigningSecrets, type SigningSecretSource } 
 import { decodeQueuedEvent } from '../../functions/domain/queued-event';
 import { LOCAL_AWS, startSqsAndS3 } from '../../local/stand-ins';
 import { newSigningSecret, svixHeaders } from '../support/signing';
-
-function httpApiEvent(headers: Record<string, string>, body: string, isBase64Encoded = false): APIGatewayProxyEventV2 {
-  return {
-    version: '2.0',
-    routeKey: 'POST /webhooks/vital',
-    rawPath: '/webhooks/vital',
-    rawQueryString: '',
-    headers: { 'content-type': 'application/json', ...headers },
-    requestContext: {} as APIGatewayProxyEventV2['requestContext'],
-    body,
-    isBase64Encoded,
-  };
-}
+import { webhookRequestEvent } from '../support/http-api-event';
 
 function envelope(extra: Record<string, unknown> = {}): string {
   return JSON.stringify({
@@ -79,7 +67,7 @@ describe('verifier handler against SQS and S3 (fauxqs)', () => {
   it('answers 202 only after the event is queued, with the body verbatim and the delivery facts as attributes', async () => {
     const body = envelope();
     const headers = svixHeaders(secret, body);
-    const response = await handlerWith(queueUrl)(httpApiEvent(headers, body));
+    const response = await handlerWith(queueUrl)(webhookRequestEvent(headers, body));
     assert.equal(response.statusCode, 202);
     const message = await receiveOne();
     assert.equal(message.Body, body);
@@ -94,7 +82,7 @@ describe('verifier handler against SQS and S3 (fauxqs)', () => {
   it('parks a body too large for one message in S3 and queues a pointer that reads back byte for byte', async () => {
     const body = envelope({ hypnogram: 'é🫀'.repeat(60_000) });
     const headers = svixHeaders(secret, body);
-    const response = await handlerWith(queueUrl, 64 * 1024)(httpApiEvent(headers, Buffer.from(body).toString('base64'), true));
+    const response = await handlerWith(queueUrl, 64 * 1024)(webhookRequestEvent(headers, Buffer.from(body).toString('base64'), true));
     assert.equal(response.statusCode, 202);
     const message = await receiveOne();
     const queued = decodeQueuedEvent(message.Body!, attributesOf(message));
@@ -107,7 +95,7 @@ describe('verifier handler against SQS and S3 (fauxqs)', () => {
 
   it('answers 503 and queues nothing when the queue cannot take the event, so Svix retries', async () => {
     const body = envelope();
-    const response = await handlerWith(queueUrl.replace('events-test', 'no-such-queue'))(httpApiEvent(svixHeaders(secret, body), body));
+    const response = await handlerWith(queueUrl.replace('events-test', 'no-such-queue'))(webhookRequestEvent(svixHeaders(secret, body), body));
     assert.equal(response.statusCode, 503);
     assert.deepEqual(JSON.parse(response.body!), { error: 'queue_unavailable' });
   });
@@ -115,11 +103,11 @@ describe('verifier handler against SQS and S3 (fauxqs)', () => {
   it('refuses bad requests with a short reason and queues none of them', async () => {
     const body = envelope();
     const cases: [string, APIGatewayProxyEventV2, number, string][] = [
-      ['bad signature', httpApiEvent(svixHeaders(newSigningSecret(), body), body), 401, 'invalid_signature'],
-      ['stale timestamp', httpApiEvent(svixHeaders(secret, body, new Date(Date.now() - 3_600_000)), body), 401, 'timestamp_out_of_tolerance'],
-      ['no headers', httpApiEvent({}, body), 401, 'missing_signature_headers'],
-      ['not JSON', httpApiEvent(svixHeaders(secret, 'not json'), 'not json'), 400, 'malformed_json'],
-      ['no event_type', httpApiEvent(svixHeaders(secret, '{"data":1}'), '{"data":1}'), 400, 'missing_event_type'],
+      ['bad signature', webhookRequestEvent(svixHeaders(newSigningSecret(), body), body), 401, 'invalid_signature'],
+      ['stale timestamp', webhookRequestEvent(svixHeaders(secret, body, new Date(Date.now() - 3_600_000)), body), 401, 'timestamp_out_of_tolerance'],
+      ['no headers', webhookRequestEvent({}, body), 401, 'missing_signature_headers'],
+      ['not JSON', webhookRequestEvent(svixHeaders(secret, 'not json'), 'not json'), 400, 'malformed_json'],
+      ['no event_type', webhookRequestEvent(svixHeaders(secret, '{"data":1}'), '{"data":1}'), 400, 'missing_event_type'],
     ];
     for (const [name, event, statusCode, reason] of cases) {
       const response = await handlerWith(queueUrl)(event);
@@ -127,7 +115,7 @@ describe('verifier handler against SQS and S3 (fauxqs)', () => {
       assert.deepEqual(JSON.parse(response.body!), { error: reason }, name);
     }
     const oversized = envelope({ padding: 'x'.repeat(5 * 1024 * 1024) });
-    const tooLarge = await handlerWith(queueUrl)(httpApiEvent(svixHeaders(secret, oversized), oversized));
+    const tooLarge = await handlerWith(queueUrl)(webhookRequestEvent(svixHeaders(secret, oversized), oversized));
     assert.equal(tooLarge.statusCode, 413);
     const leftover = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 1 }));
     assert.equal(leftover.Messages, undefined, 'nothing refused reaches the queue');
@@ -146,11 +134,11 @@ describe('verifier handler against SQS and S3 (fauxqs)', () => {
     });
     const handler = handlerWith(queueUrl, undefined, secrets);
     const first = envelope();
-    assert.equal((await handler(httpApiEvent(svixHeaders(secret, first), first))).statusCode, 202);
+    assert.equal((await handler(webhookRequestEvent(svixHeaders(secret, first), first))).statusCode, 202);
     const rotated = newSigningSecret();
     stored = JSON.stringify({ current: rotated, previous: secret });
     const second = envelope({ id: 'second' });
-    assert.equal((await handler(httpApiEvent(svixHeaders(rotated, second), second))).statusCode, 202);
+    assert.equal((await handler(webhookRequestEvent(svixHeaders(rotated, second), second))).statusCode, 202);
     assert.equal(reads, 2, 'read once at start and once after the unknown signature');
     await receiveAll(2);
   });
