@@ -232,14 +232,18 @@ function rangeQuery(window: BackfillWindow): Record<string, string> {
   };
 }
 
-/** The locations and messages of a 422 body (`detail[].loc`, `msg`): field names, never values. */
+/**
+ * The locations and error types of a 422 body (`detail[].loc`, `type`, e.g. `query.start_date:
+ * missing`): field names and codes, never values. `msg` is left out: it is free text that a future
+ * API version could fill with the offending input.
+ */
 function describeValidationError(text: string): string {
   try {
     const detail = (JSON.parse(text) as { detail?: unknown }).detail;
     if (!Array.isArray(detail)) return '';
     const parts = detail
       .filter(isObject)
-      .map((item) => `${Array.isArray(item.loc) ? item.loc.join('.') : '?'}: ${typeof item.msg === 'string' ? item.msg : '?'}`);
+      .map((item) => `${Array.isArray(item.loc) ? item.loc.join('.') : '?'}: ${typeof item.type === 'string' ? item.type : '?'}`);
     return parts.length ? ` (${parts.join('; ')})` : '';
   } catch {
     return '';
