@@ -1,11 +1,11 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { classifyEventType, type EventClass, type ResourceDefinition } from './catalogue';
 import { sampleInstant, sampleSourceOf, summaryRecordIdentity, UnreadableTimeError } from './record-identity';
 import type { SampleSource } from './record-store';
 
 /**
  * What a webhook body asks the worker to do. The schemas check exactly what the worker relies on
- * and let every other field through untouched (`.loose()`): Vital adds fields without notice, and
+ * and let every other field through untouched (`z.looseObject`): Vital adds fields without notice, and
  * the originals are stored as received. Legacy shapes seen in Vital's docs are accepted: `source`
  * with only the deprecated `slug`, interval samples without `timestamp`, connection events that
  * carry only `data.source`.
@@ -23,57 +23,62 @@ export class MalformedEnvelopeError extends Error {
   }
 }
 
-const nonEmpty = z.string().min(1);
+const nonEmpty = z.string().check(z.minLength(1));
 
 const sourceSchema = z
-  .object({ provider: nonEmpty.nullish(), slug: nonEmpty.nullish(), type: z.string().nullish() })
-  .loose()
-  .refine((source) => Boolean(source.provider || source.slug), { message: 'source needs provider or slug' });
+  .looseObject({ provider: z.nullish(nonEmpty), slug: z.nullish(nonEmpty), type: z.nullish(z.string()) })
+  .check(z.refine((source) => Boolean(source.provider || source.slug), { message: 'source needs provider or slug' }));
 
 /** Only `event_type` is needed to classify; the rest of the envelope is checked per family. */
-const eventTypeSchema = z.object({ event_type: nonEmpty, team_id: z.string().nullish() }).loose();
+const eventTypeSchema = z.looseObject({ event_type: nonEmpty, team_id: z.nullish(z.string()) });
 
-const envelopeSchema = z
-  .object({ event_type: nonEmpty, user_id: nonEmpty, team_id: nonEmpty, client_user_id: z.string().nullish(), data: z.unknown() })
-  .loose();
+const envelopeSchema = z.looseObject({
+  event_type: nonEmpty,
+  user_id: nonEmpty,
+  team_id: nonEmpty,
+  client_user_id: z.nullish(z.string()),
+  data: z.unknown(),
+});
 
-const summaryObjectSchema = z
-  .object({ id: nonEmpty, created_at: z.string().optional(), updated_at: z.string().optional(), source: sourceSchema })
-  .loose();
+const summaryObjectSchema = z.looseObject({
+  id: nonEmpty,
+  created_at: z.optional(z.string()),
+  updated_at: z.optional(z.string()),
+  source: sourceSchema,
+});
 
 const sampleSchema = z
-  .object({ timestamp: z.string().nullish(), start: z.string().nullish(), end: z.string().nullish(), type: z.string().nullish() })
-  .loose()
-  .refine((sample) => Boolean(sample.timestamp || sample.start), { message: 'sample needs timestamp or start' });
+  .looseObject({ timestamp: z.nullish(z.string()), start: z.nullish(z.string()), end: z.nullish(z.string()), type: z.nullish(z.string()) })
+  .check(z.refine((sample) => Boolean(sample.timestamp || sample.start), { message: 'sample needs timestamp or start' }));
 
-const timeseriesBatchSchema = z.object({ source: sourceSchema, data: z.array(sampleSchema) }).loose();
+const timeseriesBatchSchema = z.looseObject({ source: sourceSchema, data: z.array(sampleSchema) });
 
-const workoutStreamSchema = z.object({ workout_id: nonEmpty, source: sourceSchema }).loose();
+const workoutStreamSchema = z.looseObject({ workout_id: nonEmpty, source: sourceSchema });
 
-const historicalSchema = z
-  .object({ provider: nonEmpty, start_date: nonEmpty, end_date: nonEmpty, is_final: z.boolean().nullish() })
-  .loose();
+const historicalSchema = z.looseObject({
+  provider: nonEmpty,
+  start_date: nonEmpty,
+  end_date: nonEmpty,
+  is_final: z.nullish(z.boolean()),
+});
 
-const providerRefSchema = z.object({ slug: nonEmpty }).loose();
+const providerRefSchema = z.looseObject({ slug: nonEmpty });
 
 const connectionCreatedSchema = z
-  .object({
-    provider: providerRefSchema.optional(),
-    source: sourceSchema.optional(),
-    resource_availability: z.record(z.string(), z.unknown()).nullish(),
-    external_user_id: z.string().nullish(),
+  .looseObject({
+    provider: z.optional(providerRefSchema),
+    source: z.optional(sourceSchema),
+    resource_availability: z.nullish(z.record(z.string(), z.unknown())),
+    external_user_id: z.nullish(z.string()),
   })
-  .loose()
-  .refine((data) => Boolean(data.provider || data.source), { message: 'connection names no provider' });
+  .check(z.refine((data) => Boolean(data.provider || data.source), { message: 'connection names no provider' }));
 
-const connectionErrorSchema = z
-  .object({
-    provider: z.union([nonEmpty, providerRefSchema]),
-    error_type: z.string().nullish(),
-    message: z.string().nullish(),
-    error_details: z.string().nullish(),
-  })
-  .loose();
+const connectionErrorSchema = z.looseObject({
+  provider: z.union([nonEmpty, providerRefSchema]),
+  error_type: z.nullish(z.string()),
+  message: z.nullish(z.string()),
+  error_details: z.nullish(z.string()),
+});
 
 /** A connection's state change, from `provider.connection.created` or `.error`. */
 export type ConnectionChange =
@@ -121,8 +126,8 @@ export interface InterpretOptions {
   readonly expectedTeamId?: string;
 }
 
-function parse<T>(schema: z.ZodType<T>, value: unknown, eventType: string, path: string): T {
-  const result = schema.safeParse(value);
+function parse<T>(schema: z.ZodMiniType<T>, value: unknown, eventType: string, path: string): T {
+  const result = z.safeParse(schema, value);
   if (result.success) return result.data;
   throw new MalformedEnvelopeError(
     eventType,
