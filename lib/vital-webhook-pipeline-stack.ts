@@ -177,9 +177,7 @@ export class VitalWebhookPipelineStack extends Stack {
         ...(props.expectedTeamId ? { EXPECTED_TEAM_ID: props.expectedTeamId } : {}),
       },
     });
-    for (const table of [tables.tables.deliveries, tables.tables.summaries, tables.tables.timeseries, tables.tables.connections, tables.tables.backfills]) {
-      table.grantReadWriteData(worker);
-    }
+    tables.grantRecordAccess(worker, 'deliveries', 'summaries', 'timeseries', 'connections', 'backfills');
     grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.claimChecks, ['s3:GetObject']);
     grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.quarantine, ['s3:PutObject']);
     backfill.queue.grantSendMessages(worker);
@@ -199,9 +197,7 @@ export class VitalWebhookPipelineStack extends Stack {
         VITAL_REGION: props.vitalRegion ?? 'us',
       },
     });
-    for (const table of [tables.tables.summaries, tables.tables.timeseries, tables.tables.backfills]) {
-      table.grantReadWriteData(backfiller);
-    }
+    tables.grantRecordAccess(backfiller, 'summaries', 'timeseries', 'backfills');
     grantObjectAccess(bucket, encryptionKey, backfiller, BUCKET.prefixes.workoutStreams, ['s3:GetObject', 's3:PutObject']);
     backfill.queue.grantSendMessages(backfiller);
     vitalApiKey.grantRead(backfiller);

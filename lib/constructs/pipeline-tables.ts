@@ -1,5 +1,6 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, Billing, TableEncryptionV2, TableV2, type Attribute } from 'aws-cdk-lib/aws-dynamodb';
+import type { IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { TABLES, type KeyAttribute, type TableDefinition } from '../../functions/shared/resources';
@@ -31,14 +32,29 @@ function tableFrom(scope: Construct, definition: TableDefinition, encryptionKey:
 export class PipelineTables extends Construct {
   readonly tables: { readonly [K in keyof typeof TABLES]: TableV2 };
 
+  private readonly encryptionKey: IKey;
+
   constructor(scope: Construct, id: string, props: { encryptionKey: IKey; removalPolicy: RemovalPolicy }) {
     super(scope, id);
+    this.encryptionKey = props.encryptionKey;
     this.tables = Object.fromEntries(
       Object.entries(TABLES).map(([name, definition]) => [
         name,
         tableFrom(this, definition, props.encryptionKey, props.removalPolicy),
       ]),
     ) as PipelineTables['tables'];
+  }
+
+  /**
+   * The item operations the handlers' stores use (Powertools Idempotency adds DeleteItem), on the
+   * named tables, and the key that encrypts them. Not Scan, BatchWriteItem or stream reads, which
+   * `grantReadWriteData` would add.
+   */
+  grantRecordAccess(grantee: IGrantable, ...names: (keyof typeof TABLES)[]): void {
+    for (const name of names) {
+      this.tables[name].grants.actions(grantee, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query');
+    }
+    this.encryptionKey.grantEncryptDecrypt(grantee);
   }
 
   /** The environment variables through which handlers find every table. */

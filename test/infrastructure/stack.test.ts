@@ -141,6 +141,31 @@ describe('VitalWebhookPipelineStack', () => {
     assert.deepEqual(unscoped.flatMap((statement) => [statement.Action].flat()).sort(), ['xray:PutTelemetryRecords', 'xray:PutTraceSegments']);
   });
 
+  it('grants the worker and the backfill only the item operations, prefixes, queues and secret each uses', () => {
+    const resourcesOf = (functionId: string, actionPrefix: string): string[] =>
+      statementsOf(functionId)
+        .filter((statement) => [statement.Action].flat().some((action) => action.startsWith(actionPrefix)))
+        .map((statement) => JSON.stringify(statement.Resource));
+    const expectations: [string, { tables: string[]; prefixes: string[]; sendTo: string[]; secrets: string[] }][] = [
+      ['Dedupes', { tables: ['Deliveries', 'Summaries', 'Timeseries', 'Connections', 'Backfills'], prefixes: ['raw-bodies/', 'quarantine/'], sendTo: ['BackfillQueue'], secrets: [] }],
+      ['Fetches', { tables: ['Summaries', 'Timeseries', 'Backfills'], prefixes: ['workout-streams/'], sendTo: ['BackfillQueue'], secrets: ['VitalApiKey'] }],
+    ];
+    for (const [description, expected] of expectations) {
+      const fn = functionLogicalId(description);
+      const dynamoActions = actionsOf(fn).filter((action) => action.startsWith('dynamodb:'));
+      assert.deepEqual(dynamoActions, ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], description);
+      const tablesGranted = resourcesOf(fn, 'dynamodb:').map((resource) => /Tables([A-Za-z]+?)[0-9A-F]{8}/.exec(resource)?.[1]).sort();
+      assert.deepEqual(tablesGranted, [...expected.tables].sort(), `${description}: tables`);
+      const s3 = resourcesOf(fn, 's3:');
+      assert.equal(s3.length, expected.prefixes.length, `${description}: one statement per prefix`);
+      for (const prefix of expected.prefixes) assert.ok(s3.some((resource) => resource.includes(`/${prefix}*`)), `${description}: ${prefix}`);
+      const sends = statementsOf(fn).filter((statement) => [statement.Action].flat().includes('sqs:SendMessage')).map((statement) => JSON.stringify(statement.Resource));
+      assert.deepEqual(sends.map((resource) => /(BackfillQueue|EventsQueue)/.exec(resource)?.[1]), expected.sendTo, `${description}: queues it may send to`);
+      const secrets = resourcesOf(fn, 'secretsmanager:').map((resource) => /(VitalApiKey|SigningSecret)/.exec(resource)?.[1]);
+      assert.deepEqual(secrets, expected.secrets, `${description}: secrets`);
+    }
+  });
+
   it('never puts a secret value in the template: only secret ARNs reach the functions', () => {
     const json = JSON.stringify(template.toJSON());
     assert.doesNotMatch(json, /whsec_[A-Za-z0-9+/=]{8,}/);
