@@ -108,15 +108,22 @@ export async function stackTarget(stackName: string): Promise<PipelineTarget> {
     async signingSecret() {
       const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
       const client = new SecretsManagerClient({});
+      let value: string | undefined;
       try {
-        const { SecretString } = await client.send(new GetSecretValueCommand({ SecretId: signingSecretArn }));
-        if (!SecretString) throw new SigningSecretUnavailableError(`The signing secret of ${stackName} has no value yet`);
-        return currentSecret(SecretString);
+        ({ SecretString: value } = await client.send(new GetSecretValueCommand({ SecretId: signingSecretArn })));
       } catch (error) {
-        if (error instanceof SigningSecretUnavailableError) throw error;
         throw new SigningSecretUnavailableError(`Could not read the signing secret of ${stackName}: ${(error as Error).message}`);
       } finally {
         client.destroy();
+      }
+      if (!value) throw new SigningSecretUnavailableError(`The signing secret of ${stackName} has no value yet`);
+      try {
+        return currentSecret(value);
+      } catch (error) {
+        // A stack deployed without signingSecretName holds a generated placeholder until the endpoint's secret is stored.
+        throw new SigningSecretUnavailableError(
+          `The signing secret of ${stackName} (${signingSecretArn}) holds no usable value, store the endpoint's secret there: ${(error as Error).message}`,
+        );
       }
     },
     close() {

@@ -1,0 +1,456 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { DynamoDbBackfillStatusStore } from '../../functions/adapters/backfill-status-store';
+import { DynamoDbConnectionStore } from '../../functions/adapters/connection-store';
+import { SqsEventQueue } from '../../functions/adapters/event-queue';
+import { DynamoDbRecordStore } from '../../functions/adapters/record-store';
+import { exampleEvent } from '../../functions/domain/example-events';
+import { newMessageId, orderKeyOfDelivery } from '../../functions/domain/message-order';
+import { ATTRIBUTE } from '../../functions/domain/queued-event';
+import { TABLES, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../../functions/shared/resources';
+import { startHttpApi, type RunningHttpApi } from '../../local/http-api';
+import { createLocalResources, type LocalResources } from '../../local/local-resources';
+import { LOCAL_AWS, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+
+/**
+ * `vital-pipeline ... --stack <name>` end to end, without an AWS account. The stack's resources are
+ * the project's own (createLocalResources on DynamoDB Local and fauxqs); a fake CloudFormation
+ * (query protocol, as the installed SDK speaks it) describes a stack whose outputs name them, a fake
+ * Secrets Manager (JSON 1.1) holds its signing secret, and WebhookUrl points at the real verifier
+ * handler behind the local HTTP API, wired as in AWS (SIGNING_SECRET_ID, read from the fake Secrets
+ * Manager). The CLI runs as a child process, as a user runs it, reaching every service through the
+ * SDK's service-specific endpoint variables.
+ */
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const REGION = LOCAL_AWS.region;
+const ACCOUNT = '000000000000';
+const STACK = 'VitalWebhookPipeline-test';
+const SECRET_ARN = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:VitalWebhookSigningSecret-AbC123`;
+const SECRET = `whsec_${randomBytes(24).toString('base64')}`;
+/**
+ * A stack deployed without `signingSecretName`: its secret holds the password CloudFormation
+ * generated until someone stores the real `whsec_...` value.
+ */
+const FRESH_STACK = 'VitalWebhookPipeline-fresh';
+const PLACEHOLDER_ARN = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:SigningSecret-Fr35h1`;
+const SECRETS: Record<string, string> = { [SECRET_ARN]: SECRET, [PLACEHOLDER_ARN]: 'q8$Zr!vT2#mW9pL^xK4&nB7@cJ1*hF6e' };
+const USER = `user-${randomUUID()}`;
+
+let dynamoDb: RunningStandIn;
+let sqsAndS3: RunningStandIn;
+let dynamodb: DynamoDBClient;
+let sqs: SQSClient;
+let s3: S3Client;
+let resources: LocalResources;
+let fakeAws: Server;
+let fakeAwsUrl: string;
+let webhook: RunningHttpApi;
+let emptyDataDir: string;
+/** What the fake AWS endpoint was asked, in order. */
+const awsCalls: { service: 'cloudformation' | 'secretsmanager'; action: string; name: string; credentialScope: string }[] = [];
+
+// ---------------------------------------------------------------------------------------------
+// A fake CloudFormation (DescribeStacks) and Secrets Manager (GetSecretValue) on one loopback port.
+// ---------------------------------------------------------------------------------------------
+
+const xmlEscape = (text: string): string =>
+  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+
+const CFN_NAMESPACE = 'http://cloudformation.amazonaws.com/doc/2010-05-15/';
+
+/** The outputs the stack declares (lib/vital-webhook-pipeline-stack.ts), pointing at the stand-ins. */
+function stackOutputs(stackName: string): Record<string, string> {
+  const outputs: Record<string, string> = {
+    AlarmTopicArn: `arn:aws:sns:${REGION}:${ACCOUNT}:${STACK}-AlarmTopic`,
+    WebhookUrl: `${webhook.url}${WEBHOOK_ROUTE.path}`,
+    EventsQueueUrl: resources.queues.events.url,
+    EventsDlqUrl: resources.queues.events.deadLetterUrl,
+    BackfillQueueUrl: resources.queues.backfill.url,
+    BackfillDlqUrl: resources.queues.backfill.deadLetterUrl,
+    RawBodyBucketName: resources.bucket,
+    SigningSecretArn: stackName === FRESH_STACK ? PLACEHOLDER_ARN : SECRET_ARN,
+    VitalApiKeySecretArn: `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:VitalApiKey-XyZ789`,
+  };
+  for (const [name, definition] of Object.entries(TABLES)) {
+    outputs[`${definition.id}TableName`] = resources.tables[name as keyof typeof TABLES];
+  }
+  return outputs;
+}
+
+function describeStacksXml(stackName: string): string {
+  const outputs = Object.entries(stackOutputs(stackName))
+    .map(([key, value]) => `<member><OutputKey>${xmlEscape(key)}</OutputKey><OutputValue>${xmlEscape(value)}</OutputValue></member>`)
+    .join('');
+  return (
+    `<DescribeStacksResponse xmlns="${CFN_NAMESPACE}"><DescribeStacksResult><Stacks><member>` +
+    `<StackId>arn:aws:cloudformation:${REGION}:${ACCOUNT}:stack/${stackName}/${randomUUID()}</StackId>` +
+    `<StackName>${xmlEscape(stackName)}</StackName>` +
+    '<CreationTime>2024-05-14T08:00:00.000Z</CreationTime><StackStatus>CREATE_COMPLETE</StackStatus>' +
+    `<Outputs>${outputs}</Outputs>` +
+    `</member></Stacks></DescribeStacksResult><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></DescribeStacksResponse>`
+  );
+}
+
+const queryError = (code: string, message: string): string =>
+  `<ErrorResponse xmlns="${CFN_NAMESPACE}"><Error><Type>Sender</Type><Code>${code}</Code><Message>${xmlEscape(message)}</Message></Error>` +
+  `<RequestId>${randomUUID()}</RequestId></ErrorResponse>`;
+
+async function readText(request: IncomingMessage): Promise<string> {
+  let text = '';
+  for await (const chunk of request) text += chunk;
+  return text;
+}
+
+/** `AKID/20240514/us-east-1/cloudformation/aws4_request` of a SigV4 Authorization header. */
+const credentialScope = (request: IncomingMessage): string =>
+  /Credential=[^/]+\/\d{8}\/([^,]+)/.exec(String(request.headers.authorization ?? ''))?.[1] ?? '(unsigned)';
+
+async function answerFakeAws(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const body = await readText(request);
+  const target = request.headers['x-amz-target'];
+  if (typeof target === 'string') {
+    // Secrets Manager: AWS JSON 1.1.
+    const json = (status: number, value: unknown) => {
+      response.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() });
+      response.end(JSON.stringify(value));
+    };
+    const input = JSON.parse(body || '{}') as { SecretId?: string };
+    awsCalls.push({ service: 'secretsmanager', action: target, name: input.SecretId ?? '', credentialScope: credentialScope(request) });
+    if (target !== 'secretsmanager.GetSecretValue') return json(400, { __type: 'UnknownOperationException' });
+    const value = SECRETS[input.SecretId ?? ''];
+    if (value === undefined) {
+      return json(400, { __type: 'ResourceNotFoundException', message: "Secrets Manager can't find the specified secret." });
+    }
+    return json(200, {
+      ARN: input.SecretId,
+      Name: input.SecretId!.split(':').at(-1)!.replace(/-\w{6}$/, ''),
+      VersionId: '5f6e2b4a-1c3d-4e5f-8a9b-0c1d2e3f4a5b',
+      SecretString: value,
+      VersionStages: ['AWSCURRENT'],
+      CreatedDate: 1715673600,
+    });
+  }
+  // CloudFormation: the AWS query protocol, a form-encoded POST answered in XML.
+  const xml = (status: number, text: string) => {
+    response.writeHead(status, { 'content-type': 'text/xml', 'x-amzn-requestid': randomUUID() });
+    response.end(text);
+  };
+  const form = new URLSearchParams(body);
+  const action = form.get('Action') ?? '';
+  const stackName = form.get('StackName') ?? '';
+  awsCalls.push({ service: 'cloudformation', action, name: stackName, credentialScope: credentialScope(request) });
+  if (!String(request.headers['content-type']).startsWith('application/x-www-form-urlencoded') || action !== 'DescribeStacks') {
+    return xml(400, queryError('InvalidAction', `Could not find operation ${action || '(none)'} for version ${form.get('Version')}`));
+  }
+  if (stackName !== STACK && stackName !== FRESH_STACK) return xml(400, queryError('ValidationError', `Stack with id ${stackName} does not exist`));
+  return xml(200, describeStacksXml(stackName));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI, as a user runs it.
+// ---------------------------------------------------------------------------------------------
+
+interface CliRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function cli(...args: string[]): Promise<CliRun> {
+  const endpoints = { dynamodb: dynamoDb.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint };
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: emptyDataDir,
+    // No profile, no shared files, no instance metadata: only what is given here.
+    AWS_CONFIG_FILE: path.join(emptyDataDir, 'no-config'),
+    AWS_SHARED_CREDENTIALS_FILE: path.join(emptyDataDir, 'no-credentials'),
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_REGION: REGION,
+    AWS_ACCESS_KEY_ID: 'AKIAFAKEFAKEFAKEFAKE',
+    AWS_SECRET_ACCESS_KEY: 'fake-secret-access-key',
+    AWS_ENDPOINT_URL_CLOUDFORMATION: fakeAwsUrl,
+    // The SDK derives the variable from the service id "Secrets Manager": AWS_ENDPOINT_URL_SECRETS_MANAGER.
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: fakeAwsUrl,
+    AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
+    AWS_ENDPOINT_URL_SQS: endpoints.sqs,
+    AWS_ENDPOINT_URL_S3: endpoints.s3,
+    // A local-pipeline fallback would find nothing here.
+    LOCAL_DATA_DIR: emptyDataDir,
+  };
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(root, 'cli', 'vital-pipeline.mjs'), ...args], { cwd: root, env, timeout: 30_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function json<T>(run: CliRun): T {
+  assert.equal(run.code, 0, `exit ${run.code}, stderr: ${run.stderr}`);
+  return JSON.parse(run.stdout) as T;
+}
+
+/** Every message visible in a queue now (held for the visibility timeout given). */
+async function receiveAll(queueUrl: string, visibilityTimeout = 30): Promise<Message[]> {
+  const messages: Message[] = [];
+  for (;;) {
+    const { Messages } = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 1,
+        VisibilityTimeout: visibilityTimeout,
+        MessageAttributeNames: ['All'],
+      }),
+    );
+    if (!Messages?.length) return messages;
+    messages.push(...Messages);
+  }
+}
+
+async function deleteAll(queueUrl: string, messages: readonly Message[]): Promise<void> {
+  for (const message of messages) await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle! }));
+}
+
+const svixIdOf = (message: Message): string | undefined => message.MessageAttributes?.[ATTRIBUTE.svixId]?.StringValue;
+
+// ---------------------------------------------------------------------------------------------
+
+before(async () => {
+  emptyDataDir = await mkdtemp(path.join(tmpdir(), 'stack-target-'));
+  [dynamoDb, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
+  const endpoints = { dynamodb: dynamoDb.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint };
+  dynamodb = new DynamoDBClient({ endpoint: endpoints.dynamodb, ...LOCAL_AWS });
+  sqs = new SQSClient({ endpoint: endpoints.sqs, ...LOCAL_AWS });
+  s3 = new S3Client({ endpoint: endpoints.s3, forcePathStyle: true, ...LOCAL_AWS });
+  resources = await createLocalResources({ dynamodb, sqs, s3, sqsEndpoint: endpoints.sqs, namePrefix: 'stack-test-' });
+
+  fakeAws = createServer((request, response) => {
+    answerFakeAws(request, response).catch((error: Error) => {
+      response.writeHead(500);
+      response.end(error.message);
+    });
+  });
+  await new Promise<void>((resolve) => fakeAws.listen(0, '127.0.0.1', resolve));
+  fakeAwsUrl = `http://127.0.0.1:${(fakeAws.address() as AddressInfo).port}`;
+
+  // The verifier as the stack configures it: the signing secret by SIGNING_SECRET_ID from Secrets
+  // Manager (here the fake), the events queue and bucket by their environment variables.
+  delete process.env.VITAL_WEBHOOK_SECRET;
+  Object.assign(process.env, standInEnvironment(endpoints), resources.environment, {
+    SIGNING_SECRET_ID: SECRET_ARN,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: fakeAwsUrl,
+    POWERTOOLS_TRACE_ENABLED: 'false',
+  });
+  const verifier = await import('../../functions/verifier');
+  webhook = await startHttpApi({
+    port: 0,
+    routes: [{ ...WEBHOOK_ROUTE, function: { name: 'verifier', timeoutSeconds: VERIFIER_TIMEOUT_SECONDS, handler: (event) => verifier.handler(event) } }],
+  });
+});
+
+after(async () => {
+  await webhook?.close();
+  await new Promise<void>((resolve) => (fakeAws ? fakeAws.close(() => resolve()) : resolve()));
+  fakeAws?.closeAllConnections();
+  for (const client of [dynamodb, sqs, s3]) client?.destroy();
+  await Promise.all([dynamoDb?.stop(), sqsAndS3?.stop()]);
+  if (emptyDataDir) await rm(emptyDataDir, { recursive: true, force: true });
+});
+
+describe('vital-pipeline --stack', () => {
+  it('inspect records reads what the record store wrote, through the stack outputs', async () => {
+    const documents = DynamoDBDocumentClient.from(dynamodb);
+    const store = new DynamoDbRecordStore(documents, { summariesTable: resources.tables.summaries, timeseriesTable: resources.tables.timeseries });
+    const order = orderKeyOfDelivery(newMessageId(), Date.now());
+    const sleep = exampleEvent('daily.data.sleep.created', { userId: USER }).data;
+    assert.deepEqual(await store.storeSummary({ userId: USER, resource: 'sleep', object: sleep, order }), { written: 1, stale: 0 });
+    const heartrate = exampleEvent('daily.data.heartrate.created', { userId: USER }).data as { data: Record<string, unknown>[] };
+    await store.storeTimeseries({ userId: USER, resource: 'heartrate', source: { provider: 'oura', type: 'ring' }, samples: heartrate.data, order });
+
+    const sleepRows = json<{ resource: string; provider: string; source_type: string; key: string; record: unknown }[]>(
+      await cli('inspect', 'records', '--stack', STACK, '--user', USER, '--resource', 'sleep', '--json'),
+    );
+    assert.equal(sleepRows.length, 1);
+    assert.deepEqual(sleepRows[0], { resource: 'sleep', provider: 'oura', source_type: 'ring', key: sleep.id, record: sleep });
+
+    const heartrateRows = json<{ provider: string; record: unknown }[]>(
+      await cli('inspect', 'records', '--stack', STACK, '--user', USER, '--resource', 'heartrate', '--json'),
+    );
+    assert.deepEqual(
+      heartrateRows.map((row) => row.record),
+      heartrate.data,
+    );
+    // Found through CloudFormation, signed for it and for the region.
+    const described = awsCalls.filter((call) => call.service === 'cloudformation');
+    assert.ok(described.length >= 2);
+    assert.ok(described.every((call) => call.action === 'DescribeStacks' && call.name === STACK && call.credentialScope === `${REGION}/cloudformation/aws4_request`));
+  });
+
+  it('inspect connections and inspect backfills read the stack tables', async () => {
+    const documents = DynamoDBDocumentClient.from(dynamodb);
+    const connections = new DynamoDbConnectionStore(documents, resources.tables.connections);
+    const order = orderKeyOfDelivery(newMessageId(), Date.now());
+    await connections.applyChange({
+      userId: USER,
+      provider: 'oura',
+      order,
+      change: { change: 'created', externalUserId: 'ext-1', resourceAvailability: { sleep: { status: 'available' } } },
+    });
+    await connections.applyChange({
+      userId: USER,
+      provider: 'garmin',
+      order,
+      change: { change: 'error', errorType: 'token_refresh_failed', message: 'Refresh token expired' },
+    });
+    const statuses = new DynamoDbBackfillStatusStore(documents, resources.tables.backfills);
+    const now = new Date().toISOString();
+    assert.equal(
+      await statuses.queue({
+        userId: USER,
+        provider: 'oura',
+        resource: 'sleep',
+        runId: 'run-1',
+        state: 'queued',
+        startDate: '2024-04-14',
+        endDate: '2024-05-14',
+        windowDays: 30,
+        windowsTotal: 1,
+        windowsDone: 0,
+        pagesDone: 0,
+        recordsStored: 0,
+        stepSeq: 0,
+        queuedAt: now,
+        updatedAt: now,
+        windowIndex: 0,
+        cursor: null,
+      }),
+      'queued',
+    );
+
+    const connectionRows = json<Record<string, unknown>[]>(await cli('inspect', 'connections', '--stack', STACK, '--user', USER, '--json'));
+    assert.deepEqual(
+      connectionRows.sort((a, b) => String(a.provider).localeCompare(String(b.provider))),
+      [
+        { provider: 'garmin', status: 'error', last_error_type: 'token_refresh_failed', last_error_message: 'Refresh token expired' },
+        { provider: 'oura', status: 'connected', external_user_id: 'ext-1', resource_availability: { sleep: { status: 'available' } } },
+      ],
+    );
+    const backfillRows = json<Record<string, unknown>[]>(await cli('inspect', 'backfills', '--stack', STACK, '--user', USER, '--json'));
+    assert.deepEqual(backfillRows, [
+      { resource: 'sleep', provider: 'oura', status: 'queued', start_date: '2024-04-14', end_date: '2024-05-14', records: 0 },
+    ]);
+  });
+
+  it('inspect dlq lists dead letters and replay moves one back to its queue', async () => {
+    // A delivery as the verifier enqueues it, dead-lettered; and a backfill job, dead-lettered.
+    const svixId = newMessageId();
+    const body = JSON.stringify(exampleEvent('daily.data.sleep.created', { userId: USER, seed: 7 }));
+    const receivedAt = new Date().toISOString();
+    const deadLetters = new SqsEventQueue({
+      sqs,
+      queueUrl: resources.queues.events.deadLetterUrl,
+      claimChecks: { put: () => assert.fail('no claim check expected'), get: () => assert.fail('no claim check expected') },
+    });
+    await deadLetters.enqueue({ svixId, svixTimestamp: String(Math.floor(Date.now() / 1000)), eventType: 'daily.data.sleep.created', receivedAt, body });
+    const runId = `run-${randomUUID()}`;
+    await sqs.send(
+      new SendMessageCommand({
+        QueueUrl: resources.queues.backfill.deadLetterUrl,
+        MessageBody: JSON.stringify({ type: 'historical', userId: USER, provider: 'oura', resource: 'sleep', runId }),
+      }),
+    );
+
+    const letters = json<{ queue: string; svix_id: string | null; event_type: string | null; received_at: string }[]>(
+      await cli('inspect', 'dlq', '--stack', STACK, '--json'),
+    );
+    assert.deepEqual(
+      letters.map(({ queue, svix_id, event_type }) => ({ queue, svix_id, event_type })).sort((a, b) => a.queue.localeCompare(b.queue)),
+      [
+        { queue: 'backfill', svix_id: runId, event_type: 'backfill:historical:oura/sleep' },
+        { queue: 'events', svix_id: svixId, event_type: 'daily.data.sleep.created' },
+      ],
+    );
+    assert.equal(letters.find((letter) => letter.queue === 'events')!.received_at, receivedAt);
+
+    // inspect releases what it read one second later (see release() in dead-letters.ts).
+    await sleep(1_500);
+    const counts = json<{ queue: string; moved: number; left: number }[]>(await cli('replay', '--stack', STACK, '--svix-id', svixId, '--json'));
+    assert.deepEqual(counts, [
+      { queue: 'events', moved: 1, left: 0 },
+      { queue: 'backfill', moved: 0, left: 1 },
+    ]);
+
+    const replayed = (await receiveAll(resources.queues.events.url)).filter((message) => svixIdOf(message) === svixId);
+    assert.equal(replayed.length, 1);
+    assert.equal(replayed[0]!.Body, body);
+    assert.equal(replayed[0]!.MessageAttributes?.[ATTRIBUTE.receivedAt]?.StringValue, receivedAt);
+    await deleteAll(resources.queues.events.url, replayed);
+    assert.deepEqual(await receiveAll(resources.queues.events.deadLetterUrl), []);
+    await sleep(1_000);
+    const backfillLeft = await receiveAll(resources.queues.backfill.deadLetterUrl);
+    assert.equal(backfillLeft.length, 1);
+    await deleteAll(resources.queues.backfill.deadLetterUrl, backfillLeft);
+  });
+
+  it('send signs with the secret from Secrets Manager and the verifier behind WebhookUrl accepts it', async () => {
+    const run = await cli('send', '--stack', STACK, '--type', 'daily.data.sleep.created', '--user', USER, '--json');
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout) as { status: number; svix_id: string; event_type: string; response: string };
+    assert.equal(result.status, 202);
+    assert.equal(result.event_type, 'daily.data.sleep.created');
+    assert.deepEqual(JSON.parse(result.response), { status: 'accepted' });
+
+    const queued = (await receiveAll(resources.queues.events.url)).filter((message) => svixIdOf(message) === result.svix_id);
+    assert.equal(queued.length, 1);
+    assert.equal((JSON.parse(queued[0]!.Body!) as { user_id: string }).user_id, USER);
+    await deleteAll(resources.queues.events.url, queued);
+
+    // The CLI read the secret by the stack's SigningSecretArn output, signed for Secrets Manager.
+    const reads = awsCalls.filter((call) => call.service === 'secretsmanager');
+    assert.ok(reads.length >= 1);
+    assert.ok(reads.every((call) => call.action === 'secretsmanager.GetSecretValue' && call.name === SECRET_ARN));
+    assert.ok(reads.every((call) => call.credentialScope === `${REGION}/secretsmanager/aws4_request`));
+  });
+
+  it('send with a wrong secret is refused by the verifier (the check above is not vacuous)', async () => {
+    const run = await cli('send', '--stack', STACK, '--type', 'daily.data.sleep.created', '--secret', `whsec_${randomBytes(24).toString('base64')}`, '--json');
+    assert.equal(run.code, 1);
+    assert.equal((JSON.parse(run.stdout.trim()) as { status: number }).status, 401);
+  });
+
+  it('send to a stack whose secret still holds the generated placeholder: one line saying what to store, exit 1', async (t) => {
+    const run = await cli('send', '--stack', FRESH_STACK, '--type', 'daily.data.sleep.created');
+    assert.equal(run.code, 1);
+    assert.equal(run.stdout, '');
+    const lines = run.stderr.split('\n').filter(Boolean);
+    assert.equal(lines.length, 1, run.stderr);
+    t.diagnostic(lines[0]!);
+    assert.match(lines[0]!, new RegExp(`^vital-pipeline: The signing secret of ${FRESH_STACK} \\(${PLACEHOLDER_ARN}\\) holds no usable value.*whsec_`));
+  });
+
+  it('a stack that does not exist: one line on stderr naming it, exit code 1', async (t) => {
+    const run = await cli('inspect', 'connections', '--stack', 'NoSuchStack', '--user', USER, '--json');
+    assert.equal(run.code, 1);
+    assert.equal(run.stdout, '');
+    const lines = run.stderr.split('\n').filter(Boolean);
+    assert.equal(lines.length, 1, run.stderr);
+    t.diagnostic(lines[0]!);
+    assert.match(lines[0]!, /^vital-pipeline: .*NoSuchStack/);
+    assert.match(lines[0]!, /Stack with id NoSuchStack does not exist/);
+  });
+});
