@@ -24,5 +24,6 @@ new VitalWebhookPipelineStack(app, context('stackName') ?? 'VitalWebhookPipeline
   deliveryDedupeDays: number('deliveryDedupeDays'),
   rawBodyRetentionDays: number('rawBodyRetentionDays'),
   backfillConcurrency: number('backfillConcurrency'),
+  silenceAlarmHours: number('silenceAlarmHours'),
   tracing: context('tracing') === undefined ? undefined : String(context('tracing')) !== 'false',
 });
