@@ -4,7 +4,9 @@ import type { Storm, StormMessage } from './storm';
  * What the pipeline must hold after the storm, computed from the generated messages alone (no
  * pipeline code): the newest `updated_at` of every summary id, the sample of the newest message for
  * every sample identity (user, resource, provider, source type, timestamp, sample type), the newest
- * state of every connection, the backfills announced, and the poison messages.
+ * state of every connection, the backfills announced (the newest event's run for each key), the
+ * workouts whose streams were announced, the bodies too large for one queue message, another team's
+ * events (quarantined) and the poison messages.
  *
  * "Newest message" is Svix's creation order: a `msg_` id is a KSUID, 27 base-62 characters whose
  * alphabet (0-9, A-Z, a-z) is in ASCII order, so comparing the ids as strings compares creation time
@@ -33,6 +35,27 @@ export interface ExpectedConnection {
   readonly svixId: string;
 }
 
+export interface ExpectedStream {
+  readonly userId: string;
+  readonly provider: string;
+  readonly workoutId: string;
+  /** The svix-ids of every notice for the workout, oldest first. */
+  readonly notices: readonly string[];
+  /** The newest notice's `data`: what the stored notice record must hold. */
+  readonly newest: Record<string, unknown>;
+}
+
+export interface ExpectedBackfill {
+  readonly userId: string;
+  readonly provider: string;
+  readonly resource: string;
+  /** Every historical event for the key, oldest first, with its range as sent. */
+  readonly runs: readonly { readonly svixId: string; readonly startDate: string; readonly endDate: string }[];
+}
+
+/** SQS's message limit (1 MiB): a body above it travels through S3. */
+export const QUEUE_MESSAGE_LIMIT_BYTES = 1024 * 1024;
+
 export interface Oracle {
   /** By `${userId}|${resource}|${id}`. */
   readonly summaries: ReadonlyMap<string, ExpectedSummary>;
@@ -41,6 +64,14 @@ export interface Oracle {
   /** By `${userId}|${provider}`. */
   readonly connections: ReadonlyMap<string, ExpectedConnection>;
   readonly poisonIds: ReadonlySet<string>;
+  /** By `${userId}|${provider}|${workoutId}`. */
+  readonly streams: ReadonlyMap<string, ExpectedStream>;
+  /** By `${userId}|${provider}|${resource}`; the newest run (last of `runs`) must be the one completed. */
+  readonly backfills: ReadonlyMap<string, ExpectedBackfill>;
+  /** svix-ids of bodies larger than one queue message. */
+  readonly claimChecked: ReadonlySet<string>;
+  /** Another team's events, by svix-id: each body must be in quarantine and nowhere else. */
+  readonly foreign: ReadonlyMap<string, StormMessage>;
 }
 
 /** Within one (user, resource): provider, source type, the timestamp as sent, and the sample type. */
@@ -64,7 +95,9 @@ export type Claim =
   | { readonly kind: 'summary'; readonly key: string; readonly updatedAt: string }
   | { readonly kind: 'sample'; readonly series: string; readonly identity: string }
   | { readonly kind: 'connection'; readonly key: string }
-  | { readonly kind: 'historical'; readonly userId: string; readonly provider: string; readonly resource: string };
+  | { readonly kind: 'historical'; readonly userId: string; readonly provider: string; readonly resource: string }
+  | { readonly kind: 'stream'; readonly key: string; readonly userId: string; readonly provider: string; readonly workoutId: string }
+  | { readonly kind: 'quarantine' };
 
 export function claimsOf(message: StormMessage): Claim[] {
   const { envelope } = message;
@@ -87,6 +120,13 @@ export function claimsOf(message: StormMessage): Claim[] {
     }
     case 'historical':
       return [{ kind: 'historical', userId: envelope.user_id, provider: String(data.provider), resource: resourceOf(envelope.event_type) }];
+    case 'stream': {
+      const provider = (data.source as Source).provider;
+      const workoutId = String(data.workout_id);
+      return [{ kind: 'stream', key: `${envelope.user_id}|${provider}|${workoutId}`, userId: envelope.user_id, provider, workoutId }];
+    }
+    case 'foreign':
+      return [{ kind: 'quarantine' }];
     default:
       return [];
   }
@@ -97,10 +137,16 @@ export function computeOracle(storm: Pick<Storm, 'messages'>): Oracle {
   const samples = new Map<string, Map<string, ExpectedSample>>();
   const connections = new Map<string, ExpectedConnection>();
   const poisonIds = new Set<string>();
+  const streams = new Map<string, ExpectedStream & { notices: string[] }>();
+  const backfills = new Map<string, ExpectedBackfill & { runs: ExpectedBackfill['runs'][number][] }>();
+  const claimChecked = new Set<string>();
+  const foreign = new Map<string, StormMessage>();
+  const newestFirst = (a: string, b: string) => (ksuidOf(a) < ksuidOf(b) ? -1 : 1);
 
   for (const message of storm.messages) {
     const { envelope, svixId } = message;
     const data = envelope.data;
+    if (Buffer.byteLength(message.body) > QUEUE_MESSAGE_LIMIT_BYTES) claimChecked.add(svixId);
     switch (message.kind) {
       case 'summary': {
         const resource = resourceOf(envelope.event_type);
@@ -137,6 +183,29 @@ export function computeOracle(storm: Pick<Storm, 'messages'>): Oracle {
         }
         break;
       }
+      case 'stream': {
+        const claim = claimsOf(message)[0] as Extract<Claim, { kind: 'stream' }>;
+        const current = streams.get(claim.key);
+        if (!current) streams.set(claim.key, { userId: claim.userId, provider: claim.provider, workoutId: claim.workoutId, notices: [svixId], newest: data });
+        else {
+          current.notices.push(svixId);
+          current.notices.sort(newestFirst);
+          if (current.notices.at(-1) === svixId) streams.set(claim.key, { ...current, newest: data });
+        }
+        break;
+      }
+      case 'historical': {
+        const claim = claimsOf(message)[0] as Extract<Claim, { kind: 'historical' }>;
+        const key = `${claim.userId}|${claim.provider}|${claim.resource}`;
+        const backfill = backfills.get(key) ?? { userId: claim.userId, provider: claim.provider, resource: claim.resource, runs: [] };
+        backfill.runs.push({ svixId, startDate: String(data.start_date), endDate: String(data.end_date) });
+        backfill.runs.sort((a, b) => newestFirst(a.svixId, b.svixId));
+        backfills.set(key, backfill);
+        break;
+      }
+      case 'foreign':
+        foreign.set(svixId, message);
+        break;
       case 'poison':
         poisonIds.add(svixId);
         break;
@@ -144,5 +213,5 @@ export function computeOracle(storm: Pick<Storm, 'messages'>): Oracle {
         break;
     }
   }
-  return { summaries, samples, connections, poisonIds };
+  return { summaries, samples, connections, poisonIds, streams, backfills, claimChecked, foreign };
 }

@@ -1,6 +1,6 @@
 import { DynamoDBClient, ProvisionedThroughputExceededException, ThrottlingException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import type { SQSEvent, Context } from 'aws-lambda';
 import { createServer, request as httpRequest, type ServerResponse } from 'node:http';
@@ -8,6 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DynamoDbBackfillStatusStore } from '../../functions/adapters/backfill-status-store';
 import { DynamoDbConnectionStore } from '../../functions/adapters/connection-store';
 import { DynamoDbRecordStore } from '../../functions/adapters/record-store';
+import { CachedSigningSecrets } from '../../functions/adapters/signing-secret-source';
+import { S3WorkoutStreamStore } from '../../functions/adapters/workout-stream-store';
 import { VitalApiClient } from '../../functions/adapters/vital-api-client';
 import { ATTRIBUTE } from '../../functions/domain/queued-event';
 import { QUEUES, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../../functions/shared/resources';
@@ -33,6 +35,10 @@ import type { Random } from './storm';
  *   redelivers the whole batch after the visibility timeout;
  * - the Vital API answers 429/503 (the fake's own faults), and a proxy in front of it stalls a
  *   fraction of requests past the client's timeout.
+ *
+ * The verifier reads its signing secrets through `CachedSigningSecrets`, as deployed, from a store
+ * value the test can change (`setSigningSecretValue`), so a rotation happens under load; the worker
+ * quarantines events of any team but `expectedTeamId`.
  */
 
 export interface FaultRates {
@@ -82,7 +88,11 @@ export interface StormPipeline {
   readonly records: DynamoDbRecordStore;
   readonly connections: DynamoDbConnectionStore;
   readonly statuses: DynamoDbBackfillStatusStore;
+  /** Workout streams, read through the project's own store (its keys, its order metadata). */
+  readonly streams: S3WorkoutStreamStore;
   readonly fake: FakeVitalApi;
+  /** The fake Vital API's key, to read what it holds at `fake.url` directly (past the stalling proxy). */
+  readonly apiKey: string;
   readonly faults: FaultCounters;
   /** svix-ids of every message the verifier's SendMessage actually put on the events queue, with counts. */
   readonly enqueued: Map<string, number>;
@@ -90,6 +100,15 @@ export interface StormPipeline {
   readonly outcomes: Map<string, { processed: number; failed: number }>;
   /** SendMessage calls to the backfill queue (job messages from the worker and the backfill itself). */
   backfillSends(): number;
+  /** workout_stream job messages put on the backfill queue, by workout id. */
+  readonly streamJobs: Map<string, number>;
+  /** Replaces the signing secret's stored value (what Secrets Manager would hold). */
+  setSigningSecretValue(value: string): void;
+  /** Every read of the stored secret value by the verifier: when, and what it got. */
+  readonly signingSecretReads: { readonly atMs: number; readonly value: string }[];
+  /** Keys and bodies of the bucket's objects under `prefix`. */
+  listObjects(prefix: string): Promise<string[]>;
+  getObject(key: string): Promise<{ body: string; metadata: Record<string, string> } | undefined>;
   /** Vital API 429/503 answers injected by the fake. */
   vitalTransientFaults(): number;
   /** Visible plus in-flight messages of a queue. */
@@ -144,6 +163,10 @@ export async function startStormPipeline(options: {
   readonly rates: FaultRates;
   readonly visibilityTimeoutSeconds: number;
   readonly workerTimeoutSeconds: number;
+  /** When set, the worker quarantines events of any other team (EXPECTED_TEAM_ID). */
+  readonly expectedTeamId?: string;
+  /** The verifier's secret cache: trusted this long, refetched after a signature failure at most this often. */
+  readonly signingSecretCache?: { readonly maxAgeMs: number; readonly minRefreshIntervalMs: number };
 }): Promise<StormPipeline> {
   const { random } = options;
   // Each kind of fault hits its first chance for sure, then a random fraction: every boundary is
@@ -203,6 +226,7 @@ export async function startStormPipeline(options: {
       ...standInEnvironment({ dynamodb: dynamo.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint }),
       ...resources.environment,
       VITAL_WEBHOOK_SECRET: options.secret,
+      EXPECTED_TEAM_ID: options.expectedTeamId ?? '',
       VITAL_API_KEY: API_KEY,
       VITAL_API_BASE_URL: proxy.url,
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'SILENT',
@@ -220,6 +244,7 @@ export async function startStormPipeline(options: {
     // Fault seams on the clients the handlers use.
     const enqueued = new Map<string, number>();
     let backfillSends = 0;
+    const streamJobs = new Map<string, number>();
     const handlerSqs = clients.sqsClient();
     handlerSqs.middlewareStack.add(
       (next, context) => async (args) => {
@@ -236,6 +261,10 @@ export async function startStormPipeline(options: {
           throw Object.assign(new Error('injected: SQS unavailable'), { name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
         }
         const result = await next(args);
+        if (!toEvents) {
+          const job = JSON.parse((args.input as { MessageBody?: string }).MessageBody ?? '{}') as { type?: string; workoutId?: string };
+          if (job.type === 'workout_stream' && job.workoutId) streamJobs.set(job.workoutId, (streamJobs.get(job.workoutId) ?? 0) + 1);
+        }
         if (toEvents) {
           const svixId = input.MessageAttributes?.[ATTRIBUTE.svixId]?.StringValue ?? '';
           enqueued.set(svixId, (enqueued.get(svixId) ?? 0) + 1);
@@ -272,7 +301,21 @@ export async function startStormPipeline(options: {
       { step: 'finalizeRequest', priority: 'low', name: 'stormDynamoRetriedThrottles' },
     );
 
-    const verifier = verifierModule.createVerifierHandler(verifierModule.verifierFromEnvironment());
+    // The verifier as wired from its environment, but reading its secrets as deployed (through the
+    // cache in front of Secrets Manager), from a value the test controls.
+    let signingSecretValue = options.secret;
+    const signingSecretReads: { atMs: number; value: string }[] = [];
+    const cache = options.signingSecretCache ?? { maxAgeMs: 300_000, minRefreshIntervalMs: 30_000 };
+    const verifier = verifierModule.createVerifierHandler({
+      ...verifierModule.verifierFromEnvironment(),
+      secrets: new CachedSigningSecrets({
+        fetch: async () => {
+          signingSecretReads.push({ atMs: Date.now(), value: signingSecretValue });
+          return signingSecretValue;
+        },
+        ...cache,
+      }),
+    });
     // One handler invoked concurrently by the pollers, as `npm start` runs it (worker-concurrency.test.ts
     // shows what this once broke).
     const worker = workerModule.createWorkerHandler(workerModule.workerFromEnvironment());
@@ -341,7 +384,33 @@ export async function startStormPipeline(options: {
       records: new DynamoDbRecordStore(documents, { summariesTable: resources.tables.summaries, timeseriesTable: resources.tables.timeseries }),
       connections: new DynamoDbConnectionStore(documents, resources.tables.connections),
       statuses: new DynamoDbBackfillStatusStore(documents, resources.tables.backfills),
+      streams: new S3WorkoutStreamStore(s3, resources.bucket),
       fake,
+      apiKey: API_KEY,
+      streamJobs,
+      setSigningSecretValue: (value) => {
+        signingSecretValue = value;
+      },
+      signingSecretReads,
+      listObjects: async (prefix) => {
+        const keys: string[] = [];
+        let token: string | undefined;
+        do {
+          const page = await s3.send(new ListObjectsV2Command({ Bucket: resources.bucket, Prefix: prefix, ContinuationToken: token }));
+          keys.push(...(page.Contents ?? []).map((object) => object.Key!));
+          token = page.IsTruncated ? page.NextContinuationToken : undefined;
+        } while (token);
+        return keys;
+      },
+      getObject: async (key) => {
+        try {
+          const object = await s3.send(new GetObjectCommand({ Bucket: resources.bucket, Key: key }));
+          return { body: await object.Body!.transformToString('utf8'), metadata: object.Metadata ?? {} };
+        } catch (error) {
+          if ((error as Error).name === 'NoSuchKey' || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+          throw error;
+        }
+      },
       faults,
       enqueued,
       outcomes,

@@ -6,10 +6,11 @@ import type { StoredSample, StoredSummary } from '../../functions/adapters/recor
 import { ATTRIBUTE } from '../../functions/domain/queued-event';
 import { resourceNamed } from '../../functions/domain/catalogue';
 import { newSigningSecret } from '../support/signing';
-import { claimsOf, computeOracle, ksuidOf, sampleIdentity, type Oracle } from './oracle';
+import { messageCreatedAtMs } from '../../functions/domain/message-order';
+import { claimsOf, computeOracle, ksuidOf, QUEUE_MESSAGE_LIMIT_BYTES, sampleIdentity, type Oracle } from './oracle';
 import { DEFAULT_FAULTS, startStormPipeline, type StormPipeline } from './pipeline-harness';
 import { sendStorm, type SendReport } from './senders';
-import { generateStorm, type Storm } from './storm';
+import { generateStorm, LARGE_BATCH_SAMPLES, TEAM_ID, type Storm, type StormOptions } from './storm';
 import { seededRandom } from '../../functions/domain/seeded-random';
 
 /**
@@ -17,6 +18,11 @@ import { seededRandom } from '../../functions/domain/seeded-random';
  * local pipeline's HTTP endpoint by concurrent senders with duplicates and disorder, while faults hit
  * every boundary. At the end the stored state must equal the oracle computed from the stream, the
  * events DLQ must hold exactly the planted poison messages, and every 2xx must be stored.
+ *
+ * The stream also carries heartrate batches past 1 MiB (claim-checked through S3), workout_stream
+ * notices for workouts the API holds (streams fetched into S3), a second historical event for some
+ * backfills, another team's events (quarantined, with EXPECTED_TEAM_ID set), and the signing secret
+ * is rotated part-way through (late retries still signed with the old secret must pass).
  *
  * `STORM_SIZE` (users, default 6) and `STORM_SEED` (default fixed, printed) pick the storm; the
  * message stream and the delivery order are reproducible from the seed, the exact interleaving of
@@ -36,48 +42,137 @@ const JANUARY = { from: '2023-12-25T00:00:00+00:00', to: '2024-01-20T00:00:00+00
 
 /** `${seconds}.k${ksuid}` → the KSUID, to compare a stored order with a message id. */
 const ksuidOfOrder = (order: string): string => order.replace(/^\d+\.k/, '');
+/** The Unix seconds an order key starts with. */
+const secondsOfOrder = (order: string): number => Number(order.slice(0, 10));
+/** `raw-bodies/2026-01-01/msg_....json` → `msg_...`. */
+const svixIdOfKey = (key: string): string => decodeURIComponent(key.slice(key.lastIndexOf('/') + 1).replace(/\.json$/, ''));
+/** The signing secret's value in the store during the rotation, as the verifier parses it. */
+const rotatedValue = (current: string, previous: string): string => JSON.stringify({ current, previous });
+/** How long the verifier trusts its cached secrets, and the least time between failure-driven refetches. */
+const SECRET_CACHE = { maxAgeMs: 300_000, minRefreshIntervalMs: 250 };
 
 describe(`reliability storm (STORM_SEED=${SEED} STORM_SIZE=${SIZE})`, { timeout: 600_000 }, () => {
   let storm: Storm;
   let oracle: Oracle;
   let pipeline: StormPipeline;
   let report: SendReport;
+  let stormOptions: StormOptions;
+  const oldSecret = newSigningSecret();
+  const newSecret = newSigningSecret();
   const started = Date.now();
 
   before(async () => {
     console.log(`storm: seed=${SEED} size=${SIZE} (reproduce with STORM_SEED=${SEED} STORM_SIZE=${SIZE})`);
-    storm = generateStorm({ seed: SEED, users: SIZE });
-    oracle = computeOracle(storm);
     pipeline = await startStormPipeline({
-      secret: newSigningSecret(),
+      secret: oldSecret,
       seed: SEED,
       random: seededRandom(SEED ^ 0x5eed),
       rates: DEFAULT_FAULTS,
       visibilityTimeoutSeconds: VISIBILITY_TIMEOUT_SECONDS,
       workerTimeoutSeconds: WORKER_TIMEOUT_SECONDS,
+      expectedTeamId: TEAM_ID,
+      signingSecretCache: SECRET_CACHE,
     });
+    // The fake API's workouts are deterministic in its seed; listing them is also what makes the fake
+    // serve their streams (it knows a workout once it has listed it), as the real API knows its own.
+    stormOptions = {
+      seed: SEED,
+      users: SIZE,
+      workoutsOf: (userId, provider, startDate, endDate) => pipeline.fake.identitiesFor(userId, provider, 'workouts', startDate, endDate),
+    };
+    storm = generateStorm(stormOptions);
+    oracle = computeOracle(storm);
   });
 
   after(async () => {
     await pipeline?.stop();
   });
 
+  /** Identities of a user's records of `resource` stored in January (backfilled history), with repeats. */
+  async function storedInJanuary(userId: string, resource: string): Promise<string[]> {
+    if (resourceNamed(resource)?.kind === 'timeseries') {
+      const { samples } = await pipeline.records.readTimeseries(userId, resource, JANUARY);
+      return samples.map(({ source, sample }) => `${source.provider}|${source.type}|${String(sample.timestamp)}|${String(sample.type)}`);
+    }
+    return (await pipeline.records.querySummaries(userId, resource, JANUARY)).map((record) => String(record.object.id));
+  }
+
+  /** Differences between what the API holds and what is stored: missing, unexpected and doubled records, summarised. */
+  function compareBackfilled(key: { userId: string; resource: string }, expected: ReadonlySet<string>, stored: readonly string[]): string[] {
+    const storedSet = new Set(stored);
+    const missing = [...expected].filter((identity) => !storedSet.has(identity));
+    const unexpected = [...storedSet].filter((identity) => !expected.has(identity));
+    const label = `backfilled ${key.resource} of ${key.userId}`;
+    return [
+      ...(missing.length ? [`${label}: ${missing.length} of ${expected.size} records the API holds are missing (${missing[0]} .. ${missing.at(-1)})`] : []),
+      ...(unexpected.length ? [`${label}: ${unexpected.length} records stored that the API does not hold (${unexpected[0]} ..)`] : []),
+      ...(storedSet.size !== stored.length ? [`${label}: ${stored.length - storedSet.size} records stored twice`] : []),
+    ];
+  }
+
+  /** When the senders first got a 2xx for `svixId`, ms after the first attempt of the storm. */
+  const acceptedAt = (svixId: string): string => {
+    const first = Math.min(...report.log.map((attempt) => attempt.startedAtMs));
+    const at = report.log.find((attempt) => attempt.svixId === svixId && attempt.status >= 200 && attempt.status < 300)?.startedAtMs;
+    return at === undefined ? 'never' : `+${at - first} ms`;
+  };
+
   it('the generator is reproducible and the stream is stormy', () => {
-    const again = generateStorm({ seed: SEED, users: SIZE });
+    const again = generateStorm(stormOptions);
     assert.deepEqual(again.messages.map((message) => message.svixId), storm.messages.map((message) => message.svixId));
+    assert.deepEqual(again.messages.map((message) => message.body), storm.messages.map((message) => message.body));
     assert.deepEqual(again.deliveries, storm.deliveries);
+    assert.deepEqual(again.signing, storm.signing);
     const duplicates = storm.deliveries.length - storm.messages.length;
     assert.ok(duplicates >= storm.messages.length * 0.2, `about 30% duplicate deliveries (${duplicates} of ${storm.messages.length})`);
     assert.ok(storm.inversions > 0, 'some newer versions are delivered before older ones');
     assert.ok(oracle.poisonIds.size >= 2);
+    // The additions are all there, however small the storm.
+    assert.ok(oracle.claimChecked.size >= 1, 'some bodies exceed one queue message');
+    for (const svixId of oracle.claimChecked) {
+      const message = storm.messages.find((candidate) => candidate.svixId === svixId)!;
+      assert.equal(message.eventType, 'daily.data.heartrate.created');
+      assert.ok(Buffer.byteLength(message.body) > QUEUE_MESSAGE_LIMIT_BYTES * 1.1, 'well past 1 MiB, whatever the attributes weigh');
+    }
+    assert.ok(oracle.streams.size >= 1, 'workout streams are announced');
+    assert.ok([...oracle.backfills.values()].some((backfill) => backfill.runs.length > 1), 'some backfill is announced twice');
+    assert.ok(storm.historicalInversions.length >= 1, 'a newer historical event is delivered before the older one');
+    assert.ok(oracle.foreign.size >= 2, 'another team sends events');
+    assert.ok(storm.rotationAt > 0 && storm.rotationAt < storm.deliveries.length, 'the secret rotates part-way through');
+    for (const kind of ['old', 'new', 'both'] as const) {
+      assert.ok(storm.signing.some((signing, position) => position >= storm.rotationAt && signing === kind), `after the rotation some deliveries are signed ${kind}`);
+    }
   });
 
   it('delivers every event through faults, and every 2xx is an event that is stored', async () => {
-    report = await sendStorm(storm, pipeline.webhookUrl, pipeline.secret, SENDERS);
+    report = await sendStorm(
+      storm,
+      pipeline.webhookUrl,
+      { old: oldSecret, new: newSecret, rotate: () => pipeline.setSigningSecretValue(rotatedValue(newSecret, oldSecret)) },
+      SENDERS,
+    );
     assert.deepEqual(report.undelivered, [], 'every event was eventually accepted (senders retry like Svix)');
-    for (const status of report.refused.keys()) {
-      assert.equal(status, 503, `the only refusals are 503 "queue unavailable" (got ${status})`);
+    // The verifier's cache held the old secret alone until an attempt signed with the new secret alone
+    // failed and refetched it; attempts of that kind racing that refetch may be refused once (401),
+    // and Svix retries them. No other attempt may ever be refused for its signature.
+    const rotatedRead = pipeline.signingSecretReads.find((read) => read.value !== oldSecret);
+    assert.ok(rotatedRead, 'the verifier read the rotated secret value');
+    assert.ok(rotatedRead.atMs >= report.rotatedAtMs!, 'and only after the rotation');
+    const refusedForSignature = report.log.filter((attempt) => attempt.status === 401);
+    for (const attempt of refusedForSignature) {
+      assert.ok(
+        attempt.signing === 'new' && attempt.startedAtMs <= rotatedRead.atMs,
+        `401 only for new-secret attempts sent before the verifier refetched (${JSON.stringify(attempt)}, refetched at ${rotatedRead.atMs})`,
+      );
     }
+    for (const status of report.refused.keys()) {
+      assert.ok(status === 503 || status === 401, `the only refusals are 503 "queue unavailable" and the rotation's 401s (got ${status})`);
+    }
+    const acceptedAfterRotation = (signing: string) =>
+      report.log.filter((attempt) => attempt.startedAtMs > report.rotatedAtMs! && attempt.signing === signing && attempt.status >= 200 && attempt.status < 300).length;
+    const lateOld = acceptedAfterRotation('old');
+    assert.ok(lateOld > 0, 'late retries signed with the old secret were accepted after the rotation');
+    assert.ok(acceptedAfterRotation('new') > 0 && acceptedAfterRotation('both') > 0, 'and so were new-secret and dual-signed attempts');
     assert.ok(pipeline.faults.eventsSendFailures > 0, 'SQS send faults were injected');
 
     // Wait until the pipeline is quiet: both queues empty (poison moved to the DLQ), every backfill finished.
@@ -131,7 +226,13 @@ describe(`reliability storm (STORM_SEED=${SEED} STORM_SIZE=${SIZE})`, { timeout:
       const stored = storedSummaries.get(key);
       if (!stored) lost.push(`summary ${expected.resource} ${expected.id} missing`);
       else if (!isDeepStrictEqual(stored.object, expected.object)) {
-        lost.push(`summary ${expected.resource} ${expected.id}: stored updated_at ${String(stored.object.updated_at)}, newest ${expected.updatedAt}`);
+        const differing = [...new Set([...Object.keys(stored.object), ...Object.keys(expected.object)])].filter(
+          (field) => !isDeepStrictEqual(stored.object[field], expected.object[field]),
+        );
+        lost.push(
+          `summary ${expected.resource} ${expected.id}: stored updated_at ${String(stored.object.updated_at)}, newest ${expected.updatedAt}; ` +
+            `fields differing: ${differing.map((field) => `${field}=${JSON.stringify(stored.object[field])?.slice(0, 80)} vs ${JSON.stringify(expected.object[field])?.slice(0, 80)}`).join(', ')}`,
+        );
       }
     }
 
@@ -160,24 +261,85 @@ describe(`reliability storm (STORM_SEED=${SEED} STORM_SIZE=${SIZE})`, { timeout:
       }
     }
 
-    // Backfills: every record the Vital API holds for an announced range is stored.
-    for (const request of storm.historical) {
-      const status = await pipeline.statuses.get(request);
-      if (status?.state !== 'completed') lost.push(`backfill ${request.resource} of ${request.userId}: ${status?.state} (${status?.lastError ?? ''})`);
-      const expected = pipeline.fake.identitiesFor(request.userId, request.provider, request.resource, request.startDate, request.endDate);
-      let stored: Set<string>;
-      if (resourceNamed(request.resource)?.kind === 'timeseries') {
-        const { samples } = await pipeline.records.readTimeseries(request.userId, request.resource, JANUARY);
-        stored = new Set(samples.map(({ source, sample }) => `${source.provider}|${source.type}|${String(sample.timestamp)}|${String(sample.type)}`));
-      } else {
-        const records = await pipeline.records.querySummaries(request.userId, request.resource, JANUARY);
-        stored = new Set(records.map((record) => String(record.object.id)));
+    // Backfills announced once: the run completed, and January holds exactly what the Vital API holds
+    // for the range, each record once. Keys announced twice have their own test below.
+    for (const backfill of oracle.backfills.values()) {
+      if (backfill.runs.length > 1) continue;
+      const run = backfill.runs[0]!;
+      const status = await pipeline.statuses.get(backfill);
+      if (status?.runId !== run.svixId || status.state !== 'completed') {
+        lost.push(`backfill ${backfill.resource} of ${backfill.userId}: run ${status?.runId} ${status?.state} (${status?.lastError ?? ''})`);
       }
-      assert.ok(expected.size > 0, `the fake API holds data for ${request.resource}`);
-      for (const identity of expected) {
-        recordsChecked += 1;
-        if (!stored.has(identity)) lost.push(`backfilled ${request.resource} ${identity} of ${request.userId} missing`);
+      const expected = pipeline.fake.identitiesFor(backfill.userId, backfill.provider, backfill.resource, run.startDate, run.endDate);
+      assert.ok(expected.size > 0, `the fake API holds data for ${backfill.resource}`);
+      recordsChecked += expected.size;
+      lost.push(...compareBackfilled(backfill, expected, await storedInJanuary(backfill.userId, backfill.resource)));
+    }
+
+    // Workout streams: every announced workout's stream is in S3 (read through the project's store),
+    // exactly as the API serves it, ordered after every notice; the API served the streams of the
+    // announced workouts and no others; the newest notice is the stored notice record. Every notice
+    // predates every fetch (the storm's ids are from 2024), so one fetch per workout is enough: more
+    // than one happens only when two job messages of one workout run at once (at most one per job).
+    pipeline.fake.setFaults({});
+    const servedStreams = new Map<string, Set<string>>();
+    for (const [key, ids] of pipeline.fake.counters.served) {
+      if (key.endsWith('/workout_stream')) servedStreams.set(key.slice(0, -'/workout_stream'.length), new Set(ids));
+    }
+    const fetchesOf = (workoutId: string) =>
+      pipeline.fake.counters.dataRequests.filter((request) => request === `/v2/timeseries/workouts/${encodeURIComponent(workoutId)}/stream`).length;
+    const announcedStreams = new Map<string, Set<string>>();
+    let streamFetches = 0;
+    let streamNotices = 0;
+    for (const expected of oracle.streams.values()) {
+      recordsChecked += 1;
+      streamNotices += expected.notices.length;
+      announcedStreams.set(expected.userId, new Set([...(announcedStreams.get(expected.userId) ?? []), expected.workoutId]));
+      const label = `stream of workout ${expected.workoutId} (${expected.userId})`;
+      const fetches = fetchesOf(expected.workoutId);
+      const jobs = pipeline.streamJobs.get(expected.workoutId) ?? 0;
+      streamFetches += fetches;
+      if (fetches < 1 || fetches > jobs) lost.push(`${label}: fetched ${fetches} times for ${jobs} job messages and ${expected.notices.length} notices`);
+      const order = await pipeline.streams.orderOf(expected.userId, expected.provider, expected.workoutId);
+      const object = await pipeline.getObject(pipeline.streams.keyOf(expected.userId, expected.provider, expected.workoutId));
+      if (!order || !object) {
+        lost.push(`${label}: not in S3`);
+        continue;
       }
+      const newestNoticeSeconds = Math.max(...expected.notices.map((svixId) => messageCreatedAtMs(svixId)! / 1000));
+      if (!/^\d{10}\.f\d{3}$/.test(order) || secondsOfOrder(order) < newestNoticeSeconds) lost.push(`${label}: order ${order} is not a fetch after the notices`);
+      const served = await fetch(`${pipeline.fake.url}/v2/timeseries/workouts/${encodeURIComponent(expected.workoutId)}/stream`, {
+        headers: { 'x-vital-api-key': pipeline.apiKey },
+      });
+      assert.equal(served.status, 200, `the API holds the stream of ${expected.workoutId}`);
+      if (!isDeepStrictEqual(JSON.parse(object.body), await served.json())) lost.push(`${label}: stored body differs from the API's`);
+      const notice = await pipeline.records.getSummary(expected.userId, 'workout_stream', expected.workoutId);
+      if (!notice || !isDeepStrictEqual(notice.object, expected.newest)) lost.push(`${label}: the stored notice is not the newest`);
+    }
+    assert.deepEqual(servedStreams, announcedStreams, 'the API served the streams of the announced workouts, per user, and no others');
+
+    // Claim-checked bodies: exactly the bodies past 1 MiB went through S3 (their samples are checked
+    // with every other sample above).
+    const parked = new Set((await pipeline.listObjects('raw-bodies/')).map(svixIdOfKey));
+    assert.deepEqual(parked, new Set(oracle.claimChecked), 'the bodies past 1 MiB, and only they, were claim-checked');
+
+    // Another team's events: acknowledged, each one kept verbatim under quarantine/, none stored.
+    const quarantined = new Map<string, string>();
+    for (const key of await pipeline.listObjects('quarantine/')) quarantined.set(svixIdOfKey(key), key);
+    assert.deepEqual(new Set(quarantined.keys()), new Set(oracle.foreign.keys()), 'every foreign event, and only they, is in quarantine');
+    for (const [svixId, message] of oracle.foreign) {
+      recordsChecked += 1;
+      const object = await pipeline.getObject(quarantined.get(svixId)!);
+      if (object?.body !== message.body || object.metadata.reason !== 'foreign_team') lost.push(`foreign ${svixId}: quarantined copy differs`);
+      const { envelope } = message;
+      const resource = envelope.event_type.split('.')[2]!;
+      const provider = String((envelope.data.source as { provider?: string } | undefined)?.provider ?? (envelope.data.provider as { slug?: string })?.slug ?? envelope.data.provider);
+      const stored =
+        (await pipeline.records.getSummary(envelope.user_id, resource, String(envelope.data.id))) ??
+        (await pipeline.records.readTimeseries(envelope.user_id, resource, MAY)).samples[0] ??
+        (await pipeline.connections.get(envelope.user_id, provider)) ??
+        (await pipeline.statuses.get({ userId: envelope.user_id, provider, resource }));
+      if (stored) lost.push(`foreign ${svixId} (${envelope.event_type}) was stored as data`);
     }
 
     // The events DLQ holds the poison messages and nothing else.
@@ -208,9 +370,16 @@ describe(`reliability storm (STORM_SEED=${SEED} STORM_SIZE=${SIZE})`, { timeout:
           const [userId, provider] = claim.key.split('|') as [string, string];
           const stored = await pipeline.connections.get(userId, provider);
           if (!stored || ksuidOfOrder(stored.order) < ksuidOf(svixId)) lost.push(`accepted ${svixId}: connection not stored`);
-        } else {
+        } else if (claim.kind === 'historical') {
+          // A key announced twice: its newest run must be the one completed (checked below).
+          if (oracle.backfills.get(`${claim.userId}|${claim.provider}|${claim.resource}`)!.runs.length > 1) continue;
           const status = await pipeline.statuses.get(claim);
           if (status?.runId !== svixId || status.state !== 'completed') lost.push(`accepted ${svixId}: backfill run not completed`);
+        } else if (claim.kind === 'stream') {
+          const order = await pipeline.streams.orderOf(claim.userId, claim.provider, claim.workoutId);
+          if (!order || secondsOfOrder(order) < messageCreatedAtMs(svixId)! / 1000) lost.push(`accepted ${svixId}: stream not stored`);
+        } else if (!quarantined.has(svixId)) {
+          lost.push(`accepted ${svixId}: not quarantined`);
         }
       }
     }
@@ -230,6 +399,14 @@ describe(`reliability storm (STORM_SEED=${SEED} STORM_SIZE=${SIZE})`, { timeout:
         `backfills=${storm.historical.length} backfill_sends=${pipeline.backfillSends()} vital_requests=${pipeline.fake.counters.requests} seconds=${((Date.now() - started) / 1000).toFixed(1)}`,
     );
     console.log(
+      `storm: claim_checked=${parked.size} (${oracle.claimChecked.size} bodies of ${LARGE_BATCH_SAMPLES} samples) ` +
+        `streams=${oracle.streams.size} stream_notices=${streamNotices} stream_jobs=${[...pipeline.streamJobs.values()].reduce((sum, count) => sum + count, 0)} stream_fetches=${streamFetches} ` +
+        `repeated_backfills=${[...oracle.backfills.values()].filter((backfill) => backfill.runs.length > 1).length} (newer first: ${storm.historicalInversions.length}) ` +
+        `rotations=1 rotated_at=${storm.rotationAt}/${storm.deliveries.length} secret_reads=${pipeline.signingSecretReads.length} refused_401=${refusedForSignature.length} ` +
+        `accepted_after_rotation old=${lateOld} both=${acceptedAfterRotation('both')} new=${acceptedAfterRotation('new')} ` +
+        `quarantined=${quarantined.size}`,
+    );
+    console.log(
       `storm: faults sqs_send=${faults.eventsSendFailures} sqs_lost_answer=${faults.eventsSendLostAnswers} ` +
         `backfill_send=${faults.backfillSendFailures} dynamo_throttle_sdk_retried=${faults.dynamoThrottlesRetried} ` +
         `dynamo_throttle_surfaced=${faults.dynamoThrottlesSurfaced} worker_crash=${faults.workerCrashes} ` +
@@ -246,5 +423,27 @@ describe(`reliability storm (STORM_SEED=${SEED} STORM_SIZE=${SIZE})`, { timeout:
       const kinds = { ...faults, vitalTransient };
       for (const [kind, count] of Object.entries(kinds)) assert.ok(count > 0, `fault ${kind} was injected at least once`);
     }
+  });
+
+  it('a second historical event for the same key: the newest run completes and its range is stored, each record once', async () => {
+    assert.ok(report, 'runs after the storm');
+    const problems: string[] = [];
+    for (const backfill of oracle.backfills.values()) {
+      if (backfill.runs.length < 2) continue;
+      const newest = backfill.runs.at(-1)!;
+      const key = `${backfill.userId}|${backfill.provider}|${backfill.resource}`;
+      const status = await pipeline.statuses.get(backfill);
+      const planned = storm.historicalInversions.includes(key) ? 'newer planned first' : 'older planned first';
+      const inverted = `${planned}; accepted: ${backfill.runs.map((run, index) => `run #${index + 1} ${acceptedAt(run.svixId)}`).join(', ')}`;
+      if (status?.runId !== newest.svixId || status.state !== 'completed') {
+        const which = backfill.runs.findIndex((run) => run.svixId === status?.runId);
+        problems.push(`${backfill.resource} of ${backfill.userId} (${inverted}): status is run #${which + 1} of ${backfill.runs.length} (${status?.runId}) ${status?.state}, range ${status?.startDate}..${status?.endDate}; newest is ${newest.svixId}`);
+      }
+      // Each run's range is contained in the newest one's, so the newest range is everything.
+      const expected = pipeline.fake.identitiesFor(backfill.userId, backfill.provider, backfill.resource, newest.startDate, newest.endDate);
+      for (const problem of compareBackfilled(backfill, expected, await storedInJanuary(backfill.userId, backfill.resource))) problems.push(`${problem} (${inverted})`);
+    }
+    for (const line of problems.slice(0, 20)) console.log(`storm: REPEATED BACKFILL ${line}`);
+    assert.deepEqual(problems, [], 'the newest historical event decides the backfill, whatever the arrival order');
   });
 });

@@ -1,5 +1,5 @@
 import { deterministicUuid, exampleEvent } from '../../functions/domain/example-events';
-import { newMessageId } from '../../functions/domain/message-order';
+import { messageCreatedAtMs, newMessageId } from '../../functions/domain/message-order';
 import { seededRandom } from '../../functions/domain/seeded-random';
 
 /**
@@ -23,7 +23,10 @@ function shuffle<T>(random: Random, items: T[]): T[] {
   return items;
 }
 
-export type MessageKind = 'summary' | 'timeseries' | 'historical' | 'connection' | 'ignored' | 'poison';
+export type MessageKind = 'summary' | 'timeseries' | 'historical' | 'connection' | 'stream' | 'foreign' | 'ignored' | 'poison';
+
+/** How one delivery attempt is signed around the storm's secret rotation. */
+export type Signing = 'old' | 'new' | 'both';
 
 /** One Svix message of the storm. */
 export interface StormMessage {
@@ -31,12 +34,14 @@ export interface StormMessage {
   readonly kind: MessageKind;
   readonly eventType: string;
   readonly body: string;
-  /** The parsed envelope (the oracle reads it; the sender sends `body`). */
+  /** The envelope as sent: `body` parsed (the oracle reads it; the sender sends `body`). */
   readonly envelope: { readonly event_type: string; readonly user_id: string; readonly data: Record<string, unknown> };
 }
 
 /** A historical backfill the storm announces. */
 export interface HistoricalRequest {
+  /** The historical event announcing it: the run id of its backfill. */
+  readonly svixId: string;
   readonly userId: string;
   readonly provider: string;
   readonly resource: string;
@@ -53,6 +58,14 @@ export interface Storm {
   readonly historical: readonly HistoricalRequest[];
   /** Identities whose newest version is delivered before an older one at least once. */
   readonly inversions: number;
+  /**
+   * The signing-secret rotation: from delivery position `rotationAt` on, the store holds
+   * `{"current": NEW, "previous": OLD}` and each position is signed as `signing` says (`old` before).
+   */
+  readonly rotationAt: number;
+  readonly signing: readonly Signing[];
+  /** Keys `${userId}|${provider}|${resource}` announced twice whose newer event is delivered first. */
+  readonly historicalInversions: readonly string[];
 }
 
 export interface StormOptions {
@@ -61,6 +74,12 @@ export interface StormOptions {
   readonly users: number;
   /** Fraction of messages delivered more than once. @default 0.3 */
   readonly duplicateFraction?: number;
+  /**
+   * The workouts the Data Access API holds for a user and provider in a range (the fake API's,
+   * deterministic in its seed): workout_stream notices are only sent for workouts that exist.
+   * Without it the storm has no workout_stream notices.
+   */
+  readonly workoutsOf?: (userId: string, provider: string, startDate: string, endDate: string) => Iterable<string>;
 }
 
 const SUMMARY_RESOURCES = ['sleep', 'activity', 'workouts', 'body', 'meal'] as const;
@@ -81,8 +100,13 @@ const DAY = 24 * HOUR;
 /** Incremental data lives in May 2024; backfilled history in January 2024, so the two never share an identity. */
 const INCREMENTAL_START = Date.parse('2024-05-01T00:00:00Z');
 const HISTORY_START = Date.parse('2024-01-01T00:00:00Z');
-const TEAM_ID = '8d2e6b14-5a3f-4c97-b0e1-7f9a2c4d6e85';
+export const TEAM_ID = '8d2e6b14-5a3f-4c97-b0e1-7f9a2c4d6e85';
+/** Another team's id: its events reach our endpoint (a misrouted webhook) and must be quarantined. */
+export const FOREIGN_TEAM_ID = '0f3c7a91-6b2d-4e58-a1c4-9d8e7f6a5b30';
+/** Samples in a claim-checked heartrate batch: one every 3 s for 10 h, about 1.2 MB of JSON (> 1 MiB). */
+export const LARGE_BATCH_SAMPLES = 12_000;
 
+const messageCreatedAt = (svixId: string): number => messageCreatedAtMs(svixId)!;
 const vitalTime = (ms: number): string => `${new Date(ms).toISOString().slice(0, 19)}+00:00`;
 
 /** Generates the storm for `options`; deterministic in `seed` and `users`. */
@@ -96,14 +120,18 @@ export function generateStorm(options: StormOptions): Storm {
 
   const add = (kind: MessageKind, envelope: StormMessage['envelope'], createdAtMs: number): number => {
     const body = JSON.stringify(envelope);
-    messages.push({ svixId: newMessageId(new Date(createdAtMs), idBytes()), kind, eventType: envelope.event_type, body, envelope });
+    // The oracle reads what is sent: the body parsed again (a generated -0 is sent as 0).
+    messages.push({ svixId: newMessageId(new Date(createdAtMs), idBytes()), kind, eventType: envelope.event_type, body, envelope: JSON.parse(body) });
     return messages.length - 1;
   };
   const envelopeOf = (event: ReturnType<typeof exampleEvent>): StormMessage['envelope'] => ({ ...event, team_id: TEAM_ID }) as never;
 
   const users = Array.from({ length: options.users }, (_, index) => deterministicUuid('storm-user', options.seed, index));
+  const providersOf = new Map<string, readonly string[]>();
+  const historicalOf = new Map<string, number[]>();
   users.forEach((userId, userIndex) => {
     const providers = shuffle(random, [...PROVIDERS]).slice(0, int(random, 1, 2));
+    providersOf.set(userId, providers);
     const clientUserId = `client-${options.seed}-${userIndex}`;
     const common = { userId, clientUserId, teamId: TEAM_ID };
 
@@ -175,7 +203,6 @@ export function generateStorm(options: StormOptions): Storm {
       const reversed = random() < 0.2;
       const startDate = vitalTime(reversed ? to : from);
       const endDate = vitalTime(reversed ? from : to);
-      historical.push({ userId, provider, resource, startDate: vitalTime(from), endDate: vitalTime(to) });
       const envelope = {
         event_type: `historical.data.${resource}.created`,
         data: { user_id: userId, provider, start_date: startDate, end_date: endDate, ...(random() < 0.5 ? { is_final: true } : {}) },
@@ -183,7 +210,9 @@ export function generateStorm(options: StormOptions): Storm {
         client_user_id: clientUserId,
         team_id: TEAM_ID,
       };
-      add('historical', envelope, INCREMENTAL_START + int(random, 0, 5) * DAY);
+      const index = add('historical', envelope, INCREMENTAL_START + int(random, 0, 5) * DAY);
+      historical.push({ svixId: messages[index]!.svixId, userId, provider, resource, startDate: vitalTime(from), endDate: vitalTime(to) });
+      historicalOf.set(userId, [...(historicalOf.get(userId) ?? []), index]);
     }
 
     // Events to acknowledge and count, never store: out of scope, unknown, device.
@@ -192,6 +221,70 @@ export function generateStorm(options: StormOptions): Storm {
       add('ignored', { event_type: type, data: { user_id: userId, provider: providers[0] }, user_id: userId, client_user_id: clientUserId, team_id: TEAM_ID } as never, INCREMENTAL_START);
     }
   });
+
+  // What the storm adds on top, drawn from its own random stream so that the messages above stay
+  // the same for a seed: claim-checked batches, workout streams, repeated backfills, another team.
+  const more = seededRandom(options.seed ^ 0x2b1d_9e37);
+  const sample = <T>(items: readonly T[], count: number): T[] => shuffle(more, [...items]).slice(0, Math.max(0, Math.min(items.length, count)));
+  const clientOf = (userId: string) => `client-${options.seed}-${users.indexOf(userId)}`;
+
+  // Claim-checked bodies: a few heartrate batches past 1 MiB (a day of 3-second samples from a watch
+  // is tens of thousands), which the verifier parks in S3 and the worker reads back.
+  for (const userId of sample(users, Math.max(1, Math.ceil(options.users / 3)))) {
+    const provider = providersOf.get(userId)![0]!;
+    const at = INCREMENTAL_START + int(more, 0, 12) * DAY + int(more, 0, 12) * HOUR;
+    const event = exampleEvent('daily.data.heartrate.created', {
+      userId, clientUserId: clientOf(userId), teamId: TEAM_ID, provider, at: new Date(at),
+      seed: int(more, 1, 1_000_000), sampleCount: LARGE_BATCH_SAMPLES, sampleIntervalSeconds: 3,
+    });
+    add('timeseries', envelopeOf(event), at + LARGE_BATCH_SAMPLES * 3_000 + int(more, 60, 600) * 1000);
+  }
+
+  // Workout streams: a workout the API holds is announced (daily.data.workouts.created), then its
+  // stream in one or two workout_stream notices, each created after the workout.
+  if (options.workoutsOf) {
+    for (const userId of sample(users, Math.max(1, Math.ceil(options.users / 2)))) {
+      const provider = providersOf.get(userId)![0]!;
+      const day = INCREMENTAL_START + int(more, 14, 20) * DAY;
+      const held = [...options.workoutsOf(userId, provider, vitalTime(day), vitalTime(day + 3 * DAY))].sort();
+      for (const workoutId of sample(held, int(more, 1, 2))) {
+        const at = day + int(more, 6, 18) * HOUR;
+        const workout = exampleEvent('daily.data.workouts.created', { userId, clientUserId: clientOf(userId), teamId: TEAM_ID, provider, at: new Date(at), seed: int(more, 1, 1_000_000) });
+        const announced = add('summary', envelopeOf({ ...workout, data: { ...workout.data, id: workoutId } }), at + 2 * HOUR);
+        const group = [announced];
+        for (let notice = int(more, 1, 2), createdAt = at + 2 * HOUR; notice > 0; notice -= 1) {
+          createdAt += int(more, 1, 90) * 60_000;
+          const stream = exampleEvent('daily.data.workout_stream.created', { userId, clientUserId: clientOf(userId), teamId: TEAM_ID, provider, at: new Date(at), seed: int(more, 1, 1_000_000) });
+          group.push(add('stream', envelopeOf({ ...stream, data: { ...stream.data, workout_id: workoutId } }), createdAt));
+        }
+        versionGroups.push(group.slice(1));
+      }
+    }
+  }
+
+  // A second historical event for the same (user, provider, resource): a re-authentication a day or
+  // two later runs the backfill again, over the same start and a range that ends later.
+  const repeated: [number, number][] = [];
+  for (const userId of sample(users, Math.max(1, Math.ceil(options.users / 4)))) {
+    const first = messages[pick(more, historicalOf.get(userId)!)]!;
+    const request = historical.find((candidate) => candidate.svixId === first.svixId)!;
+    const endDate = vitalTime(Date.parse(request.endDate) + DAY);
+    const data = { user_id: userId, provider: request.provider, start_date: request.startDate, end_date: endDate };
+    const createdAt = messageCreatedAt(first.svixId) + int(more, 1, 2) * DAY;
+    const index = add('historical', { event_type: first.eventType, data, user_id: userId, client_user_id: clientOf(userId), team_id: TEAM_ID } as never, createdAt);
+    historical.push({ ...request, svixId: messages[index]!.svixId, endDate });
+    repeated.push([messages.indexOf(first), index]);
+  }
+
+  // Another team's events reaching this endpoint (a webhook registered with the wrong URL): correctly
+  // signed, well formed, for users of that team; acknowledged, never stored, kept under quarantine/.
+  const foreignCount = Math.max(2, Math.ceil(options.users / 3));
+  for (let index = 0; index < foreignCount; index += 1) {
+    const userId = deterministicUuid('storm-foreign-user', options.seed, index);
+    const type = ['daily.data.sleep.created', 'daily.data.steps.created', 'provider.connection.created', 'historical.data.activity.created'][index % 4]!;
+    const event = exampleEvent(type, { userId, clientUserId: `foreign-${index}`, teamId: FOREIGN_TEAM_ID, provider: pick(more, PROVIDERS), at: new Date(INCREMENTAL_START + int(more, 0, 12) * DAY), seed: int(more, 1, 1_000_000) });
+    add('foreign', event as never, INCREMENTAL_START + int(more, 0, 12) * DAY);
+  }
 
   // Poison: correctly signed, processable event types whose bodies break their schema. They must be
   // retried, then kept in the dead-letter queue, never stored and never block anything else.
@@ -225,9 +318,41 @@ export function generateStorm(options: StormOptions): Storm {
   deliveries.forEach((message, position) => {
     if (!firstDelivery.has(message)) firstDelivery.set(message, position);
   });
+
+  // Repeated backfills: the first pair's newer event is delivered first (Svix does not keep order),
+  // the second pair's in order, so both cases occur in every storm that has two pairs.
+  const historicalInversions: string[] = [];
+  repeated.forEach(([older, newer], pair) => {
+    const invert = pair % 2 === 0;
+    if (invert !== firstDelivery.get(newer)! < firstDelivery.get(older)!) {
+      for (let position = 0; position < deliveries.length; position += 1) {
+        if (deliveries[position] === older) deliveries[position] = newer;
+        else if (deliveries[position] === newer) deliveries[position] = older;
+      }
+      const [a, b] = [firstDelivery.get(older)!, firstDelivery.get(newer)!];
+      firstDelivery.set(older, b);
+      firstDelivery.set(newer, a);
+    }
+    if (invert) {
+      const { data } = messages[older]!.envelope;
+      historicalInversions.push(`${messages[older]!.envelope.user_id}|${String(data.provider)}|${messages[older]!.eventType.split('.')[2]}`);
+    }
+  });
+
   const inversions = versionGroups.filter(
     (group) => group.length > 1 && firstDelivery.get(group[group.length - 1]!)! < firstDelivery.get(group[0]!)!,
   ).length;
 
-  return { seed: options.seed, users, messages, deliveries, historical, inversions };
+  // The rotation, part-way through: before it every attempt is signed with the old secret. After it,
+  // copies of messages first delivered before it are late retries still signed with the old secret;
+  // other messages are signed with both secrets for a while (Svix signs with both during a rotation),
+  // then with the new one alone.
+  const rotationAt = Math.floor(deliveries.length * (0.35 + 0.3 * more()));
+  const dualUntil = rotationAt + Math.floor((deliveries.length - rotationAt) * 0.3);
+  const signing: Signing[] = deliveries.map((message, position) => {
+    if (position < rotationAt || firstDelivery.get(message)! < rotationAt) return 'old';
+    return position < dualUntil ? 'both' : 'new';
+  });
+
+  return { seed: options.seed, users, messages, deliveries, historical, inversions, rotationAt, signing, historicalInversions };
 }
