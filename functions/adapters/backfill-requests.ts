@@ -57,6 +57,7 @@ export class QueuedBackfillRequests implements BackfillRequests {
       provider: notice.provider,
       resource: notice.resource,
       runId: notice.svixId,
+      runOrder: notice.order,
       windowIndex: 0,
       cursor: null,
       windowDays: this.windowDays,
@@ -87,7 +88,7 @@ export class QueuedBackfillRequests implements BackfillRequests {
       return;
     }
     const outcome = await this.options.statuses.queue(status);
-    if (outcome === 'already_started') return;
+    if (outcome === 'already_started' || outcome === 'superseded') return;
     await this.options.queue.send({ type: 'historical', userId: status.userId, provider: status.provider, resource: status.resource, runId: status.runId });
   }
 

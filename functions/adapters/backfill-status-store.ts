@@ -48,13 +48,16 @@ export class DynamoDbBackfillStatusStore implements BackfillStatusStore {
         new PutCommand({
           TableName: this.tableName,
           Item: { ...status, sk: statusSortKey(status) },
-          ConditionExpression: 'attribute_not_exists(userId) OR runId <> :runId',
-          ExpressionAttributeValues: { ':runId': status.runId },
+          // A different run replaces this one only when its notice is newer (or the stored run predates run orders).
+          ConditionExpression:
+            'attribute_not_exists(userId) OR (runId <> :runId AND (attribute_not_exists(runOrder) OR runOrder < :runOrder))',
+          ExpressionAttributeValues: { ':runId': status.runId, ':runOrder': status.runOrder ?? '' },
         }),
       ),
     );
     if (written) return 'queued';
     const existing = await this.get(status);
+    if (existing && existing.runId !== status.runId) return 'superseded';
     return existing?.state === 'queued' ? 'already_queued' : 'already_started';
   }
 

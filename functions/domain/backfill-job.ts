@@ -68,6 +68,12 @@ export interface BackfillCheckpoint {
 /** The status record of a job, which is also its checkpoint. Times are ISO strings. */
 export interface BackfillStatus extends BackfillJobKey, BackfillCheckpoint {
   readonly runId: string;
+  /**
+   * The message order of the notice that started the run. Notices arrive in any order: a run is
+   * replaced only by the run of a newer notice, so a late, older notice cannot cut a newer range short.
+   * Absent on statuses written before it existed.
+   */
+  readonly runOrder?: OrderKey;
   readonly state: BackfillState;
   /** The normalised range (dates for date-only resources). */
   readonly startDate: string;
@@ -101,12 +107,13 @@ export interface CheckpointAdvance {
 }
 
 /** The outcome of registering a run: whether a message must be sent for it. */
-export type QueueOutcome = 'queued' | 'already_queued' | 'already_started';
+export type QueueOutcome = 'queued' | 'already_queued' | 'already_started' | 'superseded';
 
 /** Persistence of job status and checkpoints (the backfills table in AWS). */
 export interface BackfillStatusStore {
   /**
-   * Registers a run as `queued` at window 0, replacing any earlier run of the same key. A second
+   * Registers a run as `queued` at window 0, replacing the run of an older notice for the same key;
+   * says `superseded` (and changes nothing) when the stored run comes from a newer notice. A second
    * call for the same run id changes nothing and says whether the run has started.
    */
   queue(status: BackfillStatus): Promise<QueueOutcome>;

@@ -14,6 +14,8 @@ export interface HistoricalNotice {
   readonly startDate: string;
   readonly endDate: string;
   readonly svixId: string;
+  /** The notice's place in message order: of two notices for one key, the newer one's run wins. */
+  readonly order: OrderKey;
 }
 
 /** A `daily.data.workout_stream.*` notification: the stream of one workout is to be fetched. */

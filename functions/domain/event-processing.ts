@@ -82,7 +82,7 @@ export async function processDelivery(
     }
     case 'historical': {
       const { userId, provider, resource, startDate, endDate } = action;
-      await ports.backfillRequests.requestHistorical({ userId, provider, resource, startDate, endDate, svixId: delivery.svixId });
+      await ports.backfillRequests.requestHistorical({ userId, provider, resource, startDate, endDate, svixId: delivery.svixId, order });
       return { action: action.kind, resource, userId, written: 0, stale: 0 };
     }
     case 'connection': {

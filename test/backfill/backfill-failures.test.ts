@@ -4,6 +4,7 @@ import type { Context, SQSEvent } from 'aws-lambda';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { createBackfillHandler } from '../../functions/backfill';
 import { QUEUES } from '../../functions/shared/resources';
+import { newMessageId, orderKeyOfDelivery } from '../../functions/domain/message-order';
 import { startHarness, type Harness } from './harness';
 
 const START = '2026-06-01T00:00:00+00:00';
@@ -72,6 +73,24 @@ describe('backfill failures that outlive the retries', () => {
     const status = await h.statuses.get(key);
     assert.equal(status?.state, 'running');
     assert.match(status?.lastError ?? '', /503|unavailable/i);
+  });
+
+  it('keeps the newer run when an older historical notice for the same key arrives after it, and sends no job for the older', async () => {
+    const key = { userId: freshUser(), provider: 'oura', resource: 'sleep' };
+    const older = newMessageId(new Date('2026-11-20T10:00:00Z'));
+    const newer = newMessageId(new Date('2026-11-20T10:00:05Z'));
+    const notice = (svixId: string, endDate: string) => ({ ...key, startDate: START, endDate, svixId, order: orderKeyOfDelivery(svixId, Date.now()) });
+    await h.requests.requestHistorical(notice(newer, '2026-07-21T00:00:00+00:00'));
+    await h.requests.requestHistorical(notice(older, END));
+    const status = await h.statuses.get(key);
+    assert.equal(status?.runId, newer, 'the newer notice\'s run stays registered');
+    assert.equal(Date.parse(status?.endDate ?? ''), Date.parse('2026-07-21T00:00:00Z'));
+    const queued = await h.sqs.send(new ReceiveMessageCommand({ QueueUrl: h.resources.queues.backfill.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+    assert.deepEqual((queued.Messages ?? []).map((message) => JSON.parse(message.Body!).runId), [newer], 'one job, for the newer run');
+
+    const newest = newMessageId(new Date('2026-11-20T10:00:09Z'));
+    await h.requests.requestHistorical(notice(newest, END));
+    assert.equal((await h.statuses.get(key))?.runId, newest, 'a newer notice still replaces it');
   });
 
   it('skips workouts that have no stream (404) and stores every other stream', async () => {

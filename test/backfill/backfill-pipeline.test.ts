@@ -119,7 +119,9 @@ describe('historical backfill on the stand-ins', () => {
     const firstCount = (await storedIdentities(key)).length;
     const runId = await h.historical(key, START, END);
     const snapshots: BackfillStatus[] = [];
+    const deadline = Date.now() + 60_000;
     for (;;) {
+      assert.ok(Date.now() < deadline, `the second run did not finish: ${JSON.stringify(snapshots.at(-1))}`);
       const status = (await h.statuses.get(key))!;
       snapshots.push(status);
       if (status.runId === runId && (status.state === 'completed' || status.state === 'failed')) break;

@@ -10,7 +10,7 @@ import { DynamoDbRecordStore } from '../../functions/adapters/record-store';
 import { VitalApiClient } from '../../functions/adapters/vital-api-client';
 import { S3WorkoutStreamStore } from '../../functions/adapters/workout-stream-store';
 import type { BackfillJobKey, BackfillStatus } from '../../functions/domain/backfill-job';
-import { newMessageId } from '../../functions/domain/message-order';
+import { newMessageId, orderKeyOfDelivery } from '../../functions/domain/message-order';
 import { QUEUES } from '../../functions/shared/resources';
 import { SqsEventSourceMapping } from '../../local/event-source-mapping';
 import { startFakeVitalApi, type FakeVitalApi, type FakeVitalApiOptions } from '../../local/fake-vital-api';
@@ -85,6 +85,7 @@ export async function startHarness(options: {
   });
 
   const mappings: SqsEventSourceMapping[] = [];
+  let lastNoticeAt = 0;
   return {
     fake,
     endpoints: { dynamodb: dynamo.endpoint, sqsAndS3: sqsAndS3.endpoint },
@@ -109,8 +110,10 @@ export async function startHarness(options: {
       return () => mapping.stop();
     },
     historical: async (key, startDate, endDate) => {
-      const svixId = newMessageId();
-      await requests.requestHistorical({ ...key, startDate, endDate, svixId });
+      // Each notice a second after the last: the KSUID orders notices by the second (ties are random).
+      lastNoticeAt = Math.max(Date.now(), lastNoticeAt + 1000);
+      const svixId = newMessageId(new Date(lastNoticeAt));
+      await requests.requestHistorical({ ...key, startDate, endDate, svixId, order: orderKeyOfDelivery(svixId, lastNoticeAt) });
       return svixId;
     },
     waitForState: async (key, runId, states, timeoutMs = 60_000) => {

@@ -8,6 +8,7 @@ import { exampleEvent } from '../../functions/domain/example-events';
 import type { RecordStore } from '../../functions/domain/record-store';
 import { BUCKET, TABLES } from '../../functions/shared/resources';
 import { delivery, lambdaContext, sqsRecord, startWorkerHarness, type WorkerHarness } from './harness';
+import { orderKeyOfDelivery } from '../../functions/domain/message-order';
 
 const range = { from: '2024-05-01T00:00:00Z', to: '2024-06-01T00:00:00Z' };
 
@@ -192,7 +193,10 @@ describe('worker on DynamoDB Local and fauxqs S3', () => {
     await run([sqsRecord(historical, historicalDelivery), sqsRecord(stream, delivery('2024-05-14T12:00:01Z'))]);
     assert.deepEqual(
       harness.backfillRequests.historical.filter((notice) => notice.userId === userId),
-      [{ userId, provider: 'garmin', resource: 'sleep', startDate: historical.data.start_date, endDate: historical.data.end_date, svixId: historicalDelivery.svixId }],
+      [{
+        userId, provider: 'garmin', resource: 'sleep', startDate: historical.data.start_date, endDate: historical.data.end_date,
+        svixId: historicalDelivery.svixId, order: orderKeyOfDelivery(historicalDelivery.svixId, Date.parse(historicalDelivery.receivedAt)),
+      }],
     );
     const streams = harness.backfillRequests.workoutStreams.filter((notice) => notice.userId === userId);
     assert.equal(streams.length, 1);
