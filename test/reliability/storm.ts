@@ -103,7 +103,7 @@ const HISTORY_START = Date.parse('2024-01-01T00:00:00Z');
 export const TEAM_ID = '8d2e6b14-5a3f-4c97-b0e1-7f9a2c4d6e85';
 /** Another team's id: its events reach our endpoint (a misrouted webhook) and must be quarantined. */
 export const FOREIGN_TEAM_ID = '0f3c7a91-6b2d-4e58-a1c4-9d8e7f6a5b30';
-/** Samples in a claim-checked heartrate batch: one every 3 s for 10 h, about 1.2 MB of JSON (> 1 MiB). */
+/** Samples in a claim-checked heartrate batch: one a second for 3.3 h (40 buckets), about 1.2 MB of JSON (> 1 MiB). */
 export const LARGE_BATCH_SAMPLES = 12_000;
 
 const messageCreatedAt = (svixId: string): number => messageCreatedAtMs(svixId)!;
@@ -235,9 +235,9 @@ export function generateStorm(options: StormOptions): Storm {
     const at = INCREMENTAL_START + int(more, 0, 12) * DAY + int(more, 0, 12) * HOUR;
     const event = exampleEvent('daily.data.heartrate.created', {
       userId, clientUserId: clientOf(userId), teamId: TEAM_ID, provider, at: new Date(at),
-      seed: int(more, 1, 1_000_000), sampleCount: LARGE_BATCH_SAMPLES, sampleIntervalSeconds: 3,
+      seed: int(more, 1, 1_000_000), sampleCount: LARGE_BATCH_SAMPLES, sampleIntervalSeconds: 1,
     });
-    add('timeseries', envelopeOf(event), at + LARGE_BATCH_SAMPLES * 3_000 + int(more, 60, 600) * 1000);
+    add('timeseries', envelopeOf(event), at + LARGE_BATCH_SAMPLES * 1_000 + int(more, 60, 600) * 1000);
   }
 
   // Workout streams: a workout the API holds is announced (daily.data.workouts.created), then its
