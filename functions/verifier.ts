@@ -1,7 +1,8 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
-import { LazyClaimCheckStore, SqsEventQueue, type EventQueue } from './adapters/event-queue';
+import { SqsEventQueue, type ClaimCheckStore, type EventQueue } from './adapters/event-queue';
+import { loadedOnFirstUse } from './adapters/loaded-on-first-use';
 import { sqsClient } from './adapters/sqs-client';
 import {
   CachedSigningSecrets,
@@ -109,7 +110,8 @@ export function verifierFromEnvironment(): VerifierDependencies {
     queue: new SqsEventQueue({
       sqs: sqsClient(),
       queueUrl: requiredEnv(QUEUES.events.envVar),
-      claimChecks: new LazyClaimCheckStore(async () => {
+      // Most deliveries fit one message: the S3 client loads only when a body needs a claim check.
+      claimChecks: loadedOnFirstUse<ClaimCheckStore>(async () => {
         const [{ S3ClaimCheckStore }, { s3Client }] = await Promise.all([import('./adapters/claim-check-store'), import('./adapters/s3-client')]);
         return new S3ClaimCheckStore(s3Client(), bucket);
       }),

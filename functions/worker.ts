@@ -3,9 +3,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { dynamoDbClient } from './adapters/dynamodb-client';
-import { s3Client } from './adapters/s3-client';
-import { sqsClient } from './adapters/sqs-client';
-import { QueuedBackfillRequests, SqsBackfillQueue } from './adapters/backfill-requests';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDbBackfillStatusStore } from './adapters/backfill-status-store';
 import { DynamoDbConnectionStore } from './adapters/connection-store';
 import {
@@ -15,11 +13,11 @@ import {
   type DedupedOutcome,
   type DeliveryDedupe,
 } from './adapters/delivery-dedupe';
-import { S3ClaimCheckStore } from './adapters/claim-check-store';
 import type { ClaimCheckStore } from './adapters/event-queue';
-import { S3QuarantineStore } from './adapters/quarantine-store';
+import { loadedOnFirstUse } from './adapters/loaded-on-first-use';
 import { DynamoDbRecordStore } from './adapters/record-store';
-import { processDelivery, type ProcessingPorts } from './domain/event-processing';
+import type { BackfillRequests } from './domain/backfill-requests';
+import { processDelivery, type ProcessingPorts, type QuarantineStore } from './domain/event-processing';
 import { ATTRIBUTE, decodeQueuedEvent, MalformedQueueMessageError, type QueuedEvent } from './domain/queued-event';
 import { MalformedEnvelopeError } from './domain/webhook-event';
 import { requiredEnv } from './shared/environment';
@@ -157,9 +155,14 @@ export function createWorkerHandler(deps: WorkerDependencies) {
 /** Wires the worker from its Lambda environment (or the local pipeline's, which sets the same names). */
 export function workerFromEnvironment(): WorkerDependencies {
   const client = tracer.captureAWSv3Client(dynamoDbClient());
-  const s3 = tracer.captureAWSv3Client(s3Client());
   const documents = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   const bucket = requiredEnv(BUCKET.envVar);
+  const backfillsTable = requiredEnv(TABLES.backfills.envVar);
+  const backfillQueueUrl = requiredEnv(QUEUES.backfill.envVar);
+  // Claim checks, quarantine and backfill requests are rare: their adapters and the S3 and SQS
+  // clients behind them load on first use, so a cold start loads only DynamoDB.
+  let s3: Promise<S3Client> | undefined;
+  const tracedS3 = () => (s3 ??= import('./adapters/s3-client').then(({ s3Client }) => tracer.captureAWSv3Client(s3Client())));
   return {
     ports: {
       records: new DynamoDbRecordStore(documents, {
@@ -167,11 +170,20 @@ export function workerFromEnvironment(): WorkerDependencies {
         timeseriesTable: requiredEnv(TABLES.timeseries.envVar),
       }),
       connections: new DynamoDbConnectionStore(documents, requiredEnv(TABLES.connections.envVar)),
-      backfillRequests: new QueuedBackfillRequests({
-        statuses: new DynamoDbBackfillStatusStore(documents, requiredEnv(TABLES.backfills.envVar)),
-        queue: new SqsBackfillQueue(tracer.captureAWSv3Client(sqsClient()), requiredEnv(QUEUES.backfill.envVar)),
+      backfillRequests: loadedOnFirstUse<BackfillRequests>(async () => {
+        const [{ QueuedBackfillRequests, SqsBackfillQueue }, { sqsClient }] = await Promise.all([
+          import('./adapters/backfill-requests'),
+          import('./adapters/sqs-client'),
+        ]);
+        return new QueuedBackfillRequests({
+          statuses: new DynamoDbBackfillStatusStore(documents, backfillsTable),
+          queue: new SqsBackfillQueue(tracer.captureAWSv3Client(sqsClient()), backfillQueueUrl),
+        });
       }),
-      quarantine: new S3QuarantineStore(s3, bucket, BUCKET.prefixes.quarantine),
+      quarantine: loadedOnFirstUse<QuarantineStore>(async () => {
+        const { S3QuarantineStore } = await import('./adapters/quarantine-store');
+        return new S3QuarantineStore(await tracedS3(), bucket, BUCKET.prefixes.quarantine);
+      }),
     },
     dedupe: new PowertoolsDeliveryDedupe({
       client,
@@ -179,7 +191,10 @@ export function workerFromEnvironment(): WorkerDependencies {
       expiresAfterDays: Number(process.env.DELIVERY_DEDUPE_DAYS ?? DEFAULT_DELIVERY_DEDUPE_DAYS),
       defaultRemainingMs: WORKER_TIMEOUT_SECONDS * 1000,
     }),
-    claimChecks: new S3ClaimCheckStore(s3, bucket),
+    claimChecks: loadedOnFirstUse<ClaimCheckStore>(async () => {
+      const { S3ClaimCheckStore } = await import('./adapters/claim-check-store');
+      return new S3ClaimCheckStore(await tracedS3(), bucket);
+    }),
     expectedTeamId: process.env.EXPECTED_TEAM_ID || undefined,
   };
 }

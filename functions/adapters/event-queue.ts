@@ -19,23 +19,6 @@ export interface ClaimCheckStore {
   get(claimCheck: ClaimCheck): Promise<string>;
 }
 
-/**
- * A claim-check store loaded on first use. Most deliveries fit one message, so the verifier's cold
- * start skips loading the S3 client until a large body actually arrives.
- */
-export class LazyClaimCheckStore implements ClaimCheckStore {
-  private store?: Promise<ClaimCheckStore>;
-  constructor(private readonly load: () => Promise<ClaimCheckStore>) {}
-
-  async put(key: string, body: string): Promise<ClaimCheck> {
-    return (await (this.store ??= this.load())).put(key, body);
-  }
-
-  async get(claimCheck: ClaimCheck): Promise<string> {
-    return (await (this.store ??= this.load())).get(claimCheck);
-  }
-}
-
 export interface SqsEventQueueOptions {
   readonly sqs: SQSClient;
   readonly queueUrl: string;
