@@ -8,30 +8,20 @@ import { DynamoDbConnectionStore } from '../../functions/adapters/connection-sto
 import { PowertoolsDeliveryDedupe } from '../../functions/adapters/delivery-dedupe';
 import { S3ClaimCheckStore } from '../../functions/adapters/claim-check-store';
 import { S3QuarantineStore } from '../../functions/adapters/quarantine-store';
-import type { BackfillRequests, HistoricalNotice, WorkoutStreamNotice } from '../../functions/domain/backfill-requests';
+import { QueuedBackfillRequests, SqsBackfillQueue } from '../../functions/adapters/backfill-requests';
+import { DynamoDbBackfillStatusStore } from '../../functions/adapters/backfill-status-store';
 import { newMessageId } from '../../functions/domain/message-order';
 import { encodeAttributes, type ClaimCheck } from '../../functions/domain/queued-event';
 import { BUCKET, TABLES } from '../../functions/shared/resources';
 import { createTables } from '../../local/provision';
+import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { LOCAL_AWS, startDynamoDbLocal, startSqsAndS3 } from '../../local/stand-ins';
 
 /**
  * The worker on real stand-ins: DynamoDB Local with the project's tables, fauxqs for S3 (claim
- * checks, quarantine), the real stores and the real Powertools dedupe. Only the backfill requests
- * are a recording implementation of their interface: the tests check what the worker asks for.
+ * checks, quarantine), the real stores, the real Powertools dedupe and the real backfill requests
+ * (status table and job queue).
  */
-
-/** Records what the worker asked the backfill side to do. */
-export class RecordingBackfillRequests implements BackfillRequests {
-  readonly historical: HistoricalNotice[] = [];
-  readonly workoutStreams: WorkoutStreamNotice[] = [];
-  async requestHistorical(notice: HistoricalNotice): Promise<void> {
-    this.historical.push(notice);
-  }
-  async requestWorkoutStream(notice: WorkoutStreamNotice): Promise<void> {
-    this.workoutStreams.push(notice);
-  }
-}
 
 export interface WorkerHarness {
   readonly client: DynamoDBClient;
@@ -41,7 +31,10 @@ export interface WorkerHarness {
   readonly env: Record<string, string>;
   readonly records: DynamoDbRecordStore;
   readonly connections: DynamoDbConnectionStore;
-  readonly backfillRequests: RecordingBackfillRequests;
+  /** The real backfill requests: status items in the backfills table, job messages on `backfillQueueUrl`. */
+  readonly backfillStatuses: DynamoDbBackfillStatusStore;
+  readonly sqs: SQSClient;
+  readonly backfillQueueUrl: string;
   /** Worker dependencies on the stand-ins; `overrides` replace parts (a failing store wrapper). */
   dependencies(overrides?: Partial<WorkerDependencies> & { expectedTeamId?: string }): WorkerDependencies;
   stop(): Promise<void>;
@@ -62,7 +55,10 @@ export async function startWorkerHarness(): Promise<WorkerHarness> {
     timeseriesTable: env[TABLES.timeseries.envVar]!,
   });
   const connections = new DynamoDbConnectionStore(documents, env[TABLES.connections.envVar]!);
-  const backfillRequests = new RecordingBackfillRequests();
+  const sqs = new SQSClient({ endpoint: sqsAndS3.endpoint, ...LOCAL_AWS });
+  const backfillQueueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `worker-backfill-${prefixCounter}` }))).QueueUrl!;
+  const backfillStatuses = new DynamoDbBackfillStatusStore(documents, env[TABLES.backfills.envVar]!);
+  const backfillRequests = new QueuedBackfillRequests({ statuses: backfillStatuses, queue: new SqsBackfillQueue(sqs, backfillQueueUrl) });
   const dedupe = new PowertoolsDeliveryDedupe({ client, tableName: env[TABLES.deliveries.envVar]!, defaultRemainingMs: 30_000 });
   return {
     client,
@@ -72,7 +68,9 @@ export async function startWorkerHarness(): Promise<WorkerHarness> {
     env,
     records,
     connections,
-    backfillRequests,
+    backfillStatuses,
+    sqs,
+    backfillQueueUrl,
     dependencies: (overrides = {}) => ({
       ports: { records, connections, backfillRequests, quarantine: new S3QuarantineStore(s3, bucket, BUCKET.prefixes.quarantine) },
       dedupe,
@@ -82,6 +80,7 @@ export async function startWorkerHarness(): Promise<WorkerHarness> {
     stop: async () => {
       client.destroy();
       s3.destroy();
+      sqs.destroy();
       await Promise.all([dynamo.stop(), sqsAndS3.stop()]);
     },
   };

@@ -9,6 +9,8 @@ import type { RecordStore } from '../../functions/domain/record-store';
 import { BUCKET, TABLES } from '../../functions/shared/resources';
 import { delivery, lambdaContext, sqsRecord, startWorkerHarness, type WorkerHarness } from './harness';
 import { orderKeyOfDelivery } from '../../functions/domain/message-order';
+import { parseJobMessage } from '../../functions/domain/backfill-job';
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 
 const range = { from: '2024-05-01T00:00:00Z', to: '2024-06-01T00:00:00Z' };
 
@@ -191,16 +193,20 @@ describe('worker on DynamoDB Local and fauxqs S3', () => {
     const stream = exampleEvent('daily.data.workout_stream.created', { userId });
     const historicalDelivery = delivery('2024-05-14T12:00:00Z');
     await run([sqsRecord(historical, historicalDelivery), sqsRecord(stream, delivery('2024-05-14T12:00:01Z'))]);
-    assert.deepEqual(
-      harness.backfillRequests.historical.filter((notice) => notice.userId === userId),
-      [{
-        userId, provider: 'garmin', resource: 'sleep', startDate: historical.data.start_date, endDate: historical.data.end_date,
-        svixId: historicalDelivery.svixId, order: orderKeyOfDelivery(historicalDelivery.svixId, Date.parse(historicalDelivery.receivedAt)),
-      }],
-    );
-    const streams = harness.backfillRequests.workoutStreams.filter((notice) => notice.userId === userId);
+    const status = await harness.backfillStatuses.get({ userId, provider: 'garmin', resource: 'sleep' });
+    assert.equal(status?.state, 'queued');
+    assert.equal(status?.runId, historicalDelivery.svixId);
+    assert.equal(status?.runOrder, orderKeyOfDelivery(historicalDelivery.svixId, Date.parse(historicalDelivery.receivedAt)));
+    assert.equal(Date.parse(status!.startDate), Date.parse(historical.data.start_date as string));
+    assert.equal(Date.parse(status!.endDate), Date.parse(historical.data.end_date as string));
+    const queued = await harness.sqs.send(new ReceiveMessageCommand({ QueueUrl: harness.backfillQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+    const jobs = (queued.Messages ?? []).map((message) => parseJobMessage(message.Body!)).filter((job) => job.userId === userId);
+    assert.deepEqual(jobs.filter((job) => job.type === 'historical'), [
+      { type: 'historical', userId, provider: 'garmin', resource: 'sleep', runId: historicalDelivery.svixId },
+    ]);
+    const streams = jobs.filter((job) => job.type === 'workout_stream');
     assert.equal(streams.length, 1);
-    assert.equal(streams[0]!.workoutId, stream.data.workout_id);
+    assert.equal(streams[0]!.type === 'workout_stream' && streams[0]!.workoutId, stream.data.workout_id);
     assert.ok(await harness.records.getSummary(userId, 'workout_stream', stream.data.workout_id as string), 'the notice is recorded');
   });
 
