@@ -2,6 +2,7 @@ import type { SQSRecord } from 'aws-lambda';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ATTRIBUTE } from '../functions/domain/queued-event';
+import { SERVICE_NAME } from '../functions/shared/service';
 import { BACKFILL_TIMEOUT_SECONDS, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE, WORKER_TIMEOUT_SECONDS } from '../functions/shared/resources';
 import { devWebhookSecret, type LocalPipelineConfig } from './config';
 import { routePowertoolsLogs, type Output } from './console-output';
@@ -63,7 +64,7 @@ function handlerEnvironment(
     VITAL_WEBHOOK_SECRET: webhookSecret,
     // Powertools' dev mode logs through the global console, which the local output reformats.
     POWERTOOLS_DEV: 'true',
-    POWERTOOLS_SERVICE_NAME: 'vital-webhook-pipeline',
+    POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? process.env.LOG_LEVEL ?? 'WARN',
     POWERTOOLS_TRACE_ENABLED: 'false',
   };
