@@ -30,9 +30,11 @@ export async function run(): Promise<Row[]> {
   const harness = await startHarness({
     fake: { maxRequestsPerSecond: ALLOWED_REQUESTS_PER_SECOND, pageSize: PAGE_SIZE, samplesPerDay: SAMPLES_PER_DAY },
     maxRequestsPerSecond: ALLOWED_REQUESTS_PER_SECOND,
+    // The deployed timeouts: one long run, as in AWS.
+    timeScale: 1,
   });
   try {
-    const stopBackfill = harness.startBackfill();
+    const stopBackfill = await harness.startBackfill();
     const key = { userId: randomUUID(), provider: 'oura', resource: 'heartrate' };
     const runId = await harness.historical(key, RANGE.start, RANGE.end);
     const status = await harness.waitForState(key, runId, ['completed', 'failed'], 120_000);

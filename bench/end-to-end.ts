@@ -53,7 +53,7 @@ export async function run(): Promise<Row[]> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'vital-bench-e2e-'));
   const secret = newSigningSecret();
   const { counts, output } = countingOutput();
-  const pipeline = await startLocalPipeline({ port: 0, dataDir, webhookSecret: secret }, output);
+  const pipeline = await startLocalPipeline({ port: 0, dataDir, webhookSecret: secret, timeScale: 1 }, output);
   const dynamodb = new DynamoDBClient({ endpoint: pipeline.state.endpoints.dynamodb, ...LOCAL_AWS });
   try {
     const rounds = SAMPLING.warmupRuns + SAMPLING.runs;

@@ -10,14 +10,7 @@ import { acknowledgeAcceptedFindings } from './compliance';
 import { PipelineAlarms } from './constructs/pipeline-alarms';
 import { grantObjectAccess } from './constructs/object-grants';
 import type { Construct } from 'constructs';
-import {
-  BACKFILL_TIMEOUT_SECONDS,
-  BUCKET,
-  QUEUES,
-  TABLES,
-  WORKER_TIMEOUT_SECONDS,
-  type QueueDefinition,
-} from '../functions/shared/resources';
+import { BUCKET, QUEUES, TABLES, type QueueDefinition } from '../functions/shared/resources';
 import { PipelineFunction } from './constructs/pipeline-function';
 import { PipelineQueue } from './constructs/pipeline-queue';
 import { PipelineTables } from './constructs/pipeline-tables';
@@ -168,7 +161,7 @@ export class VitalWebhookPipelineStack extends Stack {
       ...common,
       entry: 'worker.ts',
       description: 'Dedupes verified Vital events into DynamoDB and schedules backfills',
-      timeout: Duration.seconds(WORKER_TIMEOUT_SECONDS),
+      timeout: Duration.seconds(QUEUES.events.consumerTimeoutSeconds),
       environment: {
         ...tables.environment(),
         [BUCKET.envVar]: bucket.bucketName,
@@ -187,7 +180,7 @@ export class VitalWebhookPipelineStack extends Stack {
       ...common,
       entry: 'backfill.ts',
       description: 'Fetches announced historical data from the Vital Data Access API, window by window',
-      timeout: Duration.seconds(BACKFILL_TIMEOUT_SECONDS),
+      timeout: Duration.seconds(QUEUES.backfill.consumerTimeoutSeconds),
       environment: {
         ...tables.environment(),
         [BUCKET.envVar]: bucket.bucketName,

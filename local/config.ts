@@ -14,7 +14,7 @@ import { parseSigningSecrets } from '../functions/domain/signing-secrets';
  * | `VITAL_API_KEY` | none | team API key the backfill function fetches history with |
  * | `VITAL_ENVIRONMENT`, `VITAL_REGION` | `production`, `us` | pick the Data Access API host |
  * | `VITAL_API_BASE_URL` | none | overrides both (a sandbox, a fake API) |
- * | `LOCAL_VISIBILITY_TIMEOUT_SECONDS` | the queue definitions' | shortens redelivery; for tests |
+ * | `LOCAL_TIME_SCALE` | 1 | scales every consumer's timeout and its queue's visibility timeout together (0 to 1); `npm start -- --fast-retries` sets 1/30 |
  *
  * The `VITAL_API_*` settings are read by the backfill handler itself, exactly as in AWS; they are
  * checked here only so that a typo fails at start, not at the first backfill.
@@ -28,12 +28,27 @@ export interface LocalPipelineConfig {
   readonly dataDir: string;
   /** From `VITAL_WEBHOOK_SECRET`; otherwise the pipeline uses the dev secret in the data folder. */
   readonly webhookSecret?: string;
-  readonly visibilityTimeoutSeconds?: number;
+  /** Scales consumer and visibility timeouts together (`consumerTimeouts`); 1 runs them as deployed. */
+  readonly timeScale: number;
 }
 
 export const DEFAULT_PORT = 3000;
 export const DEFAULT_DATA_DIR = '.local';
 export const DEV_SECRET_FILE = 'webhook-secret';
+/**
+ * `--fast-retries`: the worker times out after 1 s and a failed event is retried after 6 s, so a
+ * poison event reaches the dead-letter queue in about 30 s instead of 15 minutes.
+ */
+export const FAST_RETRIES_TIME_SCALE = 1 / 30;
+
+function timeScaleSetting(env: NodeJS.ProcessEnv, args: readonly string[]): number {
+  if (args.includes('--fast-retries')) return FAST_RETRIES_TIME_SCALE;
+  const raw = env.LOCAL_TIME_SCALE;
+  if (raw === undefined || raw === '') return 1;
+  const value = Number(raw);
+  if (!(value > 0 && value <= 1)) throw new InvalidLocalSettingError(`LOCAL_TIME_SCALE must be a number above 0 and at most 1, not "${raw}"`);
+  return value;
+}
 
 function integerSetting(env: NodeJS.ProcessEnv, name: string, min: number, max: number): number | undefined {
   const raw = env[name];
@@ -58,7 +73,9 @@ export function localDataDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** Reads and checks the settings; throws `InvalidLocalSettingError` on the first bad one. */
-export function localPipelineConfig(env: NodeJS.ProcessEnv = process.env): LocalPipelineConfig {
+export function localPipelineConfig(env: NodeJS.ProcessEnv = process.env, args: readonly string[] = process.argv.slice(2)): LocalPipelineConfig {
+  const unknown = args.filter((arg) => arg !== '--fast-retries');
+  if (unknown.length > 0) throw new InvalidLocalSettingError(`Unknown option ${unknown[0]}: npm start takes only --fast-retries`);
   oneOf(env, 'VITAL_ENVIRONMENT', ['sandbox', 'production']);
   oneOf(env, 'VITAL_REGION', ['us', 'eu']);
   if (env.VITAL_API_BASE_URL && !URL.canParse(env.VITAL_API_BASE_URL)) {
@@ -72,12 +89,11 @@ export function localPipelineConfig(env: NodeJS.ProcessEnv = process.env): Local
       throw new InvalidLocalSettingError(`VITAL_WEBHOOK_SECRET: ${(error as Error).message}`);
     }
   }
-  const visibilityTimeoutSeconds = integerSetting(env, 'LOCAL_VISIBILITY_TIMEOUT_SECONDS', 0, 43_200);
   return {
     port: integerSetting(env, 'PORT', 0, 65_535) ?? DEFAULT_PORT,
     dataDir: localDataDir(env),
     ...(webhookSecret ? { webhookSecret } : {}),
-    ...(visibilityTimeoutSeconds !== undefined ? { visibilityTimeoutSeconds } : {}),
+    timeScale: timeScaleSetting(env, args),
   };
 }
 

@@ -1,12 +1,13 @@
 import {
   DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
   ReceiveMessageCommand,
   type Message,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { QueueDefinition } from '../functions/shared/resources';
+import { VISIBILITY_TIMEOUT_RATIO, type QueueDefinition } from '../functions/shared/resources';
 import { invokeLocally, type LocalFunction } from './lambda-invocation';
 import { LOCAL_AWS } from './stand-ins';
 
@@ -18,6 +19,10 @@ import { LOCAL_AWS } from './stand-ins';
  * the queue's visibility timeout, and the queue's redrive policy moves a message that keeps failing
  * to its dead-letter queue. fauxqs applies the redrive policy on receive, as SQS does, so the
  * mapping needs no DLQ logic of its own.
+ *
+ * Where Lambda refuses a mapping whose queue's visibility timeout is shorter than the function's
+ * timeout, this one holds the stack's stricter rule (`VISIBILITY_TIMEOUT_RATIO`), so no runner (the
+ * local pipeline, a test harness) can hand a message to a second invocation while the first runs.
  */
 
 /** A function consuming an SQS queue: returns the failed items, or nothing when all succeeded. */
@@ -56,6 +61,9 @@ export interface EventSourceMappingOptions {
 
 /** The handler answered with an item identifier that was not in its batch. */
 export class InvalidBatchResponseError extends Error {}
+
+/** The queue's visibility timeout is shorter than `VISIBILITY_TIMEOUT_RATIO` times the function's timeout. */
+export class UnsafeVisibilityTimeoutError extends Error {}
 
 /** SQS hands out at most 10 messages per ReceiveMessage. */
 const SQS_MAX_RECEIVE = 10;
@@ -118,8 +126,17 @@ export class SqsEventSourceMapping {
 
   constructor(private readonly options: EventSourceMappingOptions) {}
 
-  /** Starts `maxConcurrency` pollers. */
-  start(): this {
+  /** Checks the queue's visibility timeout against the function's timeout, then starts `maxConcurrency` pollers. */
+  async start(): Promise<this> {
+    const { sqs, queueUrl, function: fn } = this.options;
+    const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['VisibilityTimeout'] }));
+    const visibilityTimeoutSeconds = Number(Attributes?.VisibilityTimeout);
+    if (!(visibilityTimeoutSeconds >= VISIBILITY_TIMEOUT_RATIO * fn.timeoutSeconds)) {
+      throw new UnsafeVisibilityTimeoutError(
+        `The queue's visibility timeout (${Attributes?.VisibilityTimeout} s) is under ${VISIBILITY_TIMEOUT_RATIO} times ` +
+          `the ${fn.name} function's timeout (${fn.timeoutSeconds} s): a message could reach a second invocation while the first still runs`,
+      );
+    }
     for (let i = 0; i < this.options.settings.maxConcurrency; i += 1) this.loops.push(this.poll());
     return this;
   }

@@ -6,7 +6,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BUCKET, QUEUES, TABLES, type QueueDefinition } from '../functions/shared/resources';
+import { BUCKET, consumerTimeouts, QUEUES, TABLES, type QueueDefinition } from '../functions/shared/resources';
 import { createTables, localTableName } from './provision';
 
 /**
@@ -29,7 +29,9 @@ export interface LocalQueue {
   readonly arn: string;
   readonly deadLetterUrl: string;
   readonly deadLetterArn: string;
-  /** The visibility timeout in force (the definition's, unless overridden for tests). */
+  /** The consumer's timeout in force: the definition's, scaled by the time scale. */
+  readonly functionTimeoutSeconds: number;
+  /** The visibility timeout in force: the definition's, scaled by the time scale (the ratio kept). */
   readonly visibilityTimeoutSeconds: number;
 }
 
@@ -47,8 +49,11 @@ export interface CreateLocalResourcesOptions {
   readonly s3: S3Client;
   /** The SQS stand-in's endpoint: queue URLs are rewritten onto it, as fauxqs names hosts that do not resolve. */
   readonly sqsEndpoint: string;
-  /** Replaces every queue's visibility timeout; only for tests that wait for redelivery. */
-  readonly visibilityTimeoutSeconds?: number;
+  /**
+   * Scales every consumer's timeout and its queue's visibility timeout together (see
+   * `consumerTimeouts`), so retries come sooner: fast local runs and tests. @default 1
+   */
+  readonly timeScale?: number;
   readonly namePrefix?: string;
 }
 
@@ -75,11 +80,11 @@ async function createQueue(
 
 /** Creates (or finds) one queue of a definition with its dead-letter queue and redrive policy. */
 export async function createLocalQueue(
-  options: Pick<CreateLocalResourcesOptions, 'sqs' | 'sqsEndpoint' | 'visibilityTimeoutSeconds'>,
+  options: Pick<CreateLocalResourcesOptions, 'sqs' | 'sqsEndpoint' | 'timeScale'>,
   definition: QueueDefinition,
   prefix: string,
 ): Promise<LocalQueue> {
-  const visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? definition.visibilityTimeoutSeconds;
+  const { functionTimeoutSeconds, visibilityTimeoutSeconds } = consumerTimeouts(definition, options.timeScale);
   const retention = { MessageRetentionPeriod: String(definition.messageRetentionSeconds) };
   const deadLetters = await createQueue(options.sqs, options.sqsEndpoint, `${prefix}${definition.id}-dlq`, retention);
   const queue = await createQueue(options.sqs, options.sqsEndpoint, `${prefix}${definition.id}`, {
@@ -93,6 +98,7 @@ export async function createLocalQueue(
     arn: queue.arn,
     deadLetterUrl: deadLetters.url,
     deadLetterArn: deadLetters.arn,
+    functionTimeoutSeconds,
     visibilityTimeoutSeconds,
   };
 }

@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ATTRIBUTE } from '../functions/domain/queued-event';
 import { SERVICE_NAME } from '../functions/shared/service';
-import { BACKFILL_TIMEOUT_SECONDS, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE, WORKER_TIMEOUT_SECONDS } from '../functions/shared/resources';
+import { BACKFILL_TIME_RESERVE_SECONDS, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../functions/shared/resources';
 import { devWebhookSecret, type LocalPipelineConfig } from './config';
 import { routePowertoolsLogs, type Output } from './console-output';
 import { SqsEventSourceMapping, type MessageOutcome, type SqsFunction } from './event-source-mapping';
@@ -23,14 +23,13 @@ import { LOCAL_AWS, standInClients, standInEnvironment, startDynamoDbLocal, star
 interface ConsumerDefinition {
   readonly queue: QueueName;
   readonly name: string;
-  readonly timeoutSeconds: number;
   /** Imports the handler module; called only once the environment is set, as Lambda's cold start would. */
   readonly load: () => Promise<{ readonly handler: SqsFunction['handler'] }>;
 }
 
 const CONSUMERS: readonly ConsumerDefinition[] = [
-  { queue: 'events', name: 'worker', timeoutSeconds: WORKER_TIMEOUT_SECONDS, load: () => import('../functions/worker') },
-  { queue: 'backfill', name: 'backfill', timeoutSeconds: BACKFILL_TIMEOUT_SECONDS, load: () => import('../functions/backfill') },
+  { queue: 'events', name: 'worker', load: () => import('../functions/worker') },
+  { queue: 'backfill', name: 'backfill', load: () => import('../functions/backfill') },
 ];
 
 export interface RunningPipeline {
@@ -56,10 +55,13 @@ function handlerEnvironment(
   resources: LocalResources,
   endpoints: PipelineState['endpoints'],
   webhookSecret: string,
+  timeScale: number,
 ): Record<string, string> {
   return {
     ...standInEnvironment(endpoints),
     ...resources.environment,
+    // The backfill's time reserve is a share of its timeout, scaled with it.
+    BACKFILL_TIME_RESERVE_MS: String(Math.round(BACKFILL_TIME_RESERVE_SECONDS * 1000 * timeScale)),
     // The stack gives the verifier SIGNING_SECRET_ID (Secrets Manager); locally it reads the secret itself.
     VITAL_WEBHOOK_SECRET: webhookSecret,
     // Powertools' dev mode logs through the global console, which the local output reformats.
@@ -143,24 +145,28 @@ export async function startLocalPipeline(config: LocalPipelineConfig, output: Ou
       sqs,
       s3,
       sqsEndpoint: endpoints.sqs,
-      ...(config.visibilityTimeoutSeconds !== undefined ? { visibilityTimeoutSeconds: config.visibilityTimeoutSeconds } : {}),
+      timeScale: config.timeScale,
     });
+    if (config.timeScale !== 1) {
+      const { events } = resources.queues;
+      output.plain(`Fast retries: the worker times out after ${events.functionTimeoutSeconds} s and a failed event is retried after ${events.visibilityTimeoutSeconds} s`);
+    }
 
-    Object.assign(process.env, handlerEnvironment(resources, endpoints, secret.secret));
+    Object.assign(process.env, handlerEnvironment(resources, endpoints, secret.secret, config.timeScale));
     routePowertoolsLogs(output, 'handler');
     const [verifier, ...consumers] = await Promise.all([
       import('../functions/verifier'),
       ...CONSUMERS.map((consumer) => consumer.load()),
     ]);
 
-    const mappings = CONSUMERS.map((consumer, index) => {
+    const mappings = await Promise.all(CONSUMERS.map((consumer, index) => {
       const queue = resources.queues[consumer.queue];
       return new SqsEventSourceMapping({
         sqs,
         queueUrl: queue.url,
         queueArn: queue.arn,
         settings: queue.definition,
-        function: { name: consumer.name, timeoutSeconds: consumer.timeoutSeconds, handler: consumers[index]!.handler },
+        function: { name: consumer.name, timeoutSeconds: queue.functionTimeoutSeconds, handler: consumers[index]!.handler },
         onOutcome: (outcome) =>
           output.line({
             source: consumer.name,
@@ -171,7 +177,7 @@ export async function startLocalPipeline(config: LocalPipelineConfig, output: Ou
           }),
         onPollError: (error) => output.line({ source: consumer.name, level: 'ERROR', text: `polling failed: ${error.message}` }),
       }).start();
-    });
+    }));
     teardown.add(async () => {
       await Promise.all(mappings.map((mapping) => mapping.stop()));
     });

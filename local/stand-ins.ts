@@ -5,6 +5,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { startFauxqs } from 'fauxqs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startAwsRulesFront } from './aws-rules-front';
 
 /**
  * The embedded stand-ins for AWS that the local pipeline and the tests run on: DynamoDB Local (AWS's
@@ -110,14 +111,27 @@ export async function startDynamoDbLocal(options: { dataDir?: string; port?: num
   };
 }
 
-/** Starts fauxqs (SQS and S3) on a free port, in memory or persisted under `dataDir`. */
-export async function startSqsAndS3(options: { dataDir?: string; port?: number } = {}): Promise<RunningStandIn & {
-  readonly server: Awaited<ReturnType<typeof startFauxqs>>;
-}> {
+/**
+ * Starts fauxqs (SQS and S3), in memory or persisted under `dataDir`, behind the front that applies
+ * the AWS rules it does not (`aws-rules-front.ts`); the endpoint is the front's, on loopback.
+ */
+export async function startSqsAndS3(options: { dataDir?: string; port?: number } = {}): Promise<RunningStandIn> {
   const server = await startFauxqs({
-    port: options.port ?? 0,
+    port: 0,
     logger: false,
     ...(options.dataDir ? { dataDir: options.dataDir, s3StorageDir: `${options.dataDir}/s3` } : {}),
   });
-  return { endpoint: server.address, server, stop: () => server.stop() };
+  try {
+    const front = await startAwsRulesFront(`http://127.0.0.1:${server.port}`, options.port ?? 0);
+    return {
+      endpoint: front.endpoint,
+      stop: async () => {
+        await front.stop();
+        await server.stop();
+      },
+    };
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
 }

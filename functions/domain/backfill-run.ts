@@ -24,8 +24,11 @@ import { VitalApiClientError, VitalApiError, type VitalDataSource } from './back
 export interface WorkoutStreamStore {
   /** The order key of the stored stream of a workout, undefined when none is stored. */
   orderOf(userId: string, provider: string, workoutId: string): Promise<OrderKey | undefined>;
-  /** Stores the stream body verbatim; a later fetch replaces an earlier one. */
-  put(input: { userId: string; provider: string; workoutId: string; body: string; order: OrderKey }): Promise<void>;
+  /**
+   * Stores the stream body verbatim unless a stream of a later (or the same) order is stored: an
+   * older fetch never replaces a newer one, however they race. Resolves whether it stored.
+   */
+  put(input: { userId: string; provider: string; workoutId: string; body: string; order: OrderKey }): Promise<boolean>;
 }
 
 /** Progress reports for metrics and logs: counts and reasons, never data. */

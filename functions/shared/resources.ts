@@ -25,7 +25,9 @@ export interface TableDefinition {
 export interface QueueDefinition {
   readonly id: string;
   readonly envVar: string;
-  /** Seconds: at least six times the timeout of the function that consumes the queue. */
+  /** Seconds: the timeout of the function that consumes the queue. */
+  readonly consumerTimeoutSeconds: number;
+  /** Seconds: `VISIBILITY_TIMEOUT_RATIO` times `consumerTimeoutSeconds`. */
   readonly visibilityTimeoutSeconds: number;
   /** Receives before a message moves to the queue's dead-letter queue. */
   readonly maxReceiveCount: number;
@@ -88,17 +90,31 @@ export const VERIFIER_TIMEOUT_SECONDS = 10;
 
 const FOURTEEN_DAYS = 14 * 24 * 3600;
 
+/**
+ * A queue's visibility timeout is six times its consumer's timeout, as AWS advises for SQS event
+ * sources: a message is never handed to a second invocation while the first may still run on it,
+ * and a batch the mapping is still gathering or retrying within the function has room. Every
+ * runner keeps the ratio: the stack, the local pipeline and the test harnesses (scaled, never inverted).
+ */
+export const VISIBILITY_TIMEOUT_RATIO = 6;
+
 /** The worker's timeout; the events queue's visibility timeout is six times it. */
 export const WORKER_TIMEOUT_SECONDS = 30;
 /** The backfill function's timeout; the backfill queue's visibility timeout is six times it. */
 export const BACKFILL_TIMEOUT_SECONDS = 120;
+/**
+ * Time the backfill keeps in hand before starting another page (a workouts page fetches a stream
+ * per workout, with retries); a quarter of its timeout, and scaled with it.
+ */
+export const BACKFILL_TIME_RESERVE_SECONDS = BACKFILL_TIMEOUT_SECONDS / 4;
 
 export const QUEUES = {
   events: {
     id: 'Events',
     envVar: 'EVENTS_QUEUE_URL',
     deadLetterEnvVar: 'EVENTS_DLQ_URL',
-    visibilityTimeoutSeconds: 6 * WORKER_TIMEOUT_SECONDS,
+    consumerTimeoutSeconds: WORKER_TIMEOUT_SECONDS,
+    visibilityTimeoutSeconds: VISIBILITY_TIMEOUT_RATIO * WORKER_TIMEOUT_SECONDS,
     maxReceiveCount: 5,
     batchSize: 10,
     maxBatchingWindowSeconds: 1,
@@ -110,7 +126,8 @@ export const QUEUES = {
     id: 'Backfill',
     envVar: 'BACKFILL_QUEUE_URL',
     deadLetterEnvVar: 'BACKFILL_DLQ_URL',
-    visibilityTimeoutSeconds: 6 * BACKFILL_TIMEOUT_SECONDS,
+    consumerTimeoutSeconds: BACKFILL_TIMEOUT_SECONDS,
+    visibilityTimeoutSeconds: VISIBILITY_TIMEOUT_RATIO * BACKFILL_TIMEOUT_SECONDS,
     maxReceiveCount: 5,
     batchSize: 1,
     maxBatchingWindowSeconds: 0,
@@ -119,6 +136,24 @@ export const QUEUES = {
     description: 'Backfill jobs (windows and pages of the Data Access API), consumed with capped concurrency.',
   },
 } as const satisfies Record<string, QueueDefinition>;
+
+/** A consumer's function timeout and its queue's visibility timeout, as one runner applies them. */
+export interface ConsumerTimeouts {
+  readonly functionTimeoutSeconds: number;
+  /** Whole seconds, as SQS takes them. */
+  readonly visibilityTimeoutSeconds: number;
+}
+
+/**
+ * The timeouts of a queue's consumer scaled by `timeScale` (1 in AWS; a fraction for fast local
+ * runs and tests, so retries come sooner). The ratio between them is kept: the visibility timeout
+ * is rounded up to whole seconds, never down.
+ */
+export function consumerTimeouts(definition: QueueDefinition, timeScale = 1): ConsumerTimeouts {
+  if (!(timeScale > 0 && timeScale <= 1)) throw new RangeError(`A time scale is a number above 0 and at most 1, not ${timeScale}`);
+  const functionTimeoutSeconds = definition.consumerTimeoutSeconds * timeScale;
+  return { functionTimeoutSeconds, visibilityTimeoutSeconds: Math.ceil(VISIBILITY_TIMEOUT_RATIO * functionTimeoutSeconds) };
+}
 
 /** The bucket for bodies too large for SQS, quarantined events and large workout streams. */
 export const BUCKET = {

@@ -1,4 +1,4 @@
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
@@ -20,17 +20,19 @@ describe('backfill failures that outlive the retries', () => {
     h = await startHarness({ fake: { workoutsWithoutStream: 0.5 } });
   });
   after(() => h.stop());
+  beforeEach(() => h.beginCase());
+  afterEach(() => h.endCase());
 
   /** Takes the job message off the queue as the event source mapping would hand it over. */
   async function jobEvent(receiveCount: number): Promise<SQSEvent> {
-    const received = await h.sqs.send(new ReceiveMessageCommand({ QueueUrl: h.resources.queues.backfill.url, WaitTimeSeconds: 2 }));
+    const received = await h.sqs.send(new ReceiveMessageCommand({ QueueUrl: h.queue.url, WaitTimeSeconds: 2 }));
     const message = received.Messages?.[0];
     assert.ok(message, 'a job message is queued');
     return {
       Records: [{
         messageId: message.MessageId!, receiptHandle: message.ReceiptHandle!, body: message.Body!,
         attributes: { ApproximateReceiveCount: String(receiveCount), SentTimestamp: '0', SenderId: 'test', ApproximateFirstReceiveTimestamp: '0' },
-        messageAttributes: {}, md5OfBody: '', eventSource: 'aws:sqs', eventSourceARN: h.resources.queues.backfill.arn, awsRegion: 'us-east-1',
+        messageAttributes: {}, md5OfBody: '', eventSource: 'aws:sqs', eventSourceARN: h.queue.arn, awsRegion: 'us-east-1',
       }],
     };
   }
@@ -85,7 +87,7 @@ describe('backfill failures that outlive the retries', () => {
     const status = await h.statuses.get(key);
     assert.equal(status?.runId, newer, 'the newer notice\'s run stays registered');
     assert.equal(Date.parse(status?.endDate ?? ''), Date.parse('2026-07-21T00:00:00Z'));
-    const queued = await h.sqs.send(new ReceiveMessageCommand({ QueueUrl: h.resources.queues.backfill.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+    const queued = await h.sqs.send(new ReceiveMessageCommand({ QueueUrl: h.queue.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
     assert.deepEqual((queued.Messages ?? []).map((message) => JSON.parse(message.Body!).runId), [newer], 'one job, for the newer run');
 
     const newest = newMessageId(new Date('2026-11-20T10:00:09Z'));
@@ -95,7 +97,7 @@ describe('backfill failures that outlive the retries', () => {
 
   it('skips workouts that have no stream (404) and stores every other stream', async () => {
     const key = { userId: freshUser(), provider: 'strava', resource: 'workouts' };
-    const stop = h.startBackfill();
+    const stop = await h.startBackfill();
     try {
       const runId = await h.historical(key, START, END);
       const status = await h.waitForState(key, runId, ['completed', 'failed']);

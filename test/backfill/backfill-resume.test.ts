@@ -9,8 +9,9 @@ let h: Harness;
 let child: ChildProcess | undefined;
 
 before(async () => {
-  // Slow answers, so that the kill lands in the middle of the job.
-  h = await startHarness({ fake: { faults: { delayMs: 150 } }, visibilityTimeoutSeconds: 2 });
+  // Slow answers, so that the kill lands in the middle of the job; a 1 s backfill timeout, so the
+  // killed invocation's message reappears 6 s later.
+  h = await startHarness({ fake: { faults: { delayMs: 150 } }, timeScale: 1 / 120 });
 });
 after(async () => {
   if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -27,8 +28,10 @@ it('a backfill killed half-way resumes from its checkpoint and re-fetches at mos
       sqsEndpoint: h.endpoints.sqsAndS3,
       tables: h.resources.tables,
       bucket: h.resources.bucket,
-      queueUrl: h.resources.queues.backfill.url,
-      queueArn: h.resources.queues.backfill.arn,
+      queueUrl: h.queue.url,
+      queueArn: h.queue.arn,
+      functionTimeoutSeconds: h.queue.functionTimeoutSeconds,
+      timeReserveMs: h.dependencies().timeReserveMs,
       apiUrl: h.fake.url,
       apiKey: API_KEY,
     }),
@@ -50,7 +53,7 @@ it('a backfill killed half-way resumes from its checkpoint and re-fetches at mos
   const atKill = (await h.statuses.get(key))!;
   assert.equal(atKill.state, 'running');
 
-  const stop = h.startBackfill({ concurrency: 1 });
+  const stop = await h.startBackfill({ concurrency: 1 });
   try {
     const done = await h.waitForState(key, runId, ['completed', 'failed']);
     assert.equal(done.state, 'completed');

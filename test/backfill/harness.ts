@@ -10,33 +10,49 @@ import { VitalApiClient } from '../../functions/adapters/vital-api-client';
 import { S3WorkoutStreamStore } from '../../functions/adapters/workout-stream-store';
 import type { BackfillJobKey, BackfillStatus } from '../../functions/domain/backfill-job';
 import { newMessageId, orderKeyOfDelivery } from '../../functions/domain/message-order';
-import { QUEUES } from '../../functions/shared/resources';
+import { BACKFILL_TIME_RESERVE_SECONDS, QUEUES } from '../../functions/shared/resources';
 import { SqsEventSourceMapping } from '../../local/event-source-mapping';
 import { startFakeVitalApi, type FakeVitalApi, type FakeVitalApiOptions } from '../../local/fake-vital-api';
-import { createLocalResources, type LocalResources } from '../../local/local-resources';
+import { createLocalQueue, createLocalResources, type LocalQueue, type LocalResources } from '../../local/local-resources';
 import { standInClients, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 
 /**
  * The backfill on real stand-ins: DynamoDB Local, fauxqs (SQS and S3), the fake Vital API on
  * loopback, the local SQS event source mapping invoking the real handler with real SDK clients.
+ *
+ * Cases are kept apart: `beginCase()` gives each case a backfill queue of its own (a job an earlier
+ * case left behind cannot reach it) and fresh counters on the fake API, and `endCase()` stops the
+ * case's mappings, waiting for their invocations. Timeouts are the stack's, scaled by `timeScale`
+ * with the visibility-to-function ratio kept (the mapping refuses anything else).
  */
 
 export const API_KEY = 'backfill-test-key';
+/** The backfill's 120 s timeout scaled to 3 s (18 s visibility, 0.75 s time reserve). */
+export const DEFAULT_TIME_SCALE = 1 / 40;
 
 export interface Harness {
   readonly fake: FakeVitalApi;
   readonly endpoints: { readonly dynamodb: string; readonly sqsAndS3: string };
+  /** Tables and bucket, shared by the cases (each case uses users of its own). */
   readonly resources: LocalResources;
+  /** The current case's backfill queue. */
+  readonly queue: LocalQueue;
+  readonly timeScale: number;
   readonly documents: DynamoDBDocumentClient;
   readonly sqs: SQSClient;
   readonly s3: S3Client;
   readonly records: DynamoDbRecordStore;
   readonly statuses: DynamoDbBackfillStatusStore;
   readonly streams: S3WorkoutStreamStore;
+  /** Backfill requests onto the current case's queue. */
   readonly requests: QueuedBackfillRequests;
   readonly dependencies: (overrides?: Partial<BackfillHandlerDependencies>) => BackfillHandlerDependencies;
-  /** Starts the event source mapping with the backfill handler; returns its stop function. */
-  startBackfill(options?: { concurrency?: number; overrides?: Partial<BackfillHandlerDependencies> }): () => Promise<void>;
+  /** A fresh backfill queue and fresh fake API counters for the case that starts. */
+  beginCase(): Promise<void>;
+  /** Stops the mappings the case started, waiting for their invocations. */
+  endCase(): Promise<void>;
+  /** Starts the event source mapping with the backfill handler on the case's queue; returns its stop function. */
+  startBackfill(options?: { concurrency?: number; overrides?: Partial<BackfillHandlerDependencies> }): Promise<() => Promise<void>>;
   /** Sends a historical notice for a fresh run; returns its run id. */
   historical(key: BackfillJobKey, startDate: string, endDate: string): Promise<string>;
   waitForState(key: BackfillJobKey, runId: string, states: readonly BackfillStatus['state'][], timeoutMs?: number): Promise<BackfillStatus>;
@@ -45,9 +61,10 @@ export interface Harness {
 
 export async function startHarness(options: {
   fake?: Omit<FakeVitalApiOptions, 'apiKey'>;
-  visibilityTimeoutSeconds?: number;
+  timeScale?: number;
   maxRequestsPerSecond?: number;
 } = {}): Promise<Harness> {
+  const timeScale = options.timeScale ?? DEFAULT_TIME_SCALE;
   const [dynamo, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
   const standIns: RunningStandIn[] = [dynamo, sqsAndS3];
   const clients = standInClients({ dynamodb: dynamo.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint });
@@ -57,15 +74,17 @@ export async function startHarness(options: {
     sqs,
     s3,
     sqsEndpoint: sqsAndS3.endpoint,
-    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 2,
+    timeScale,
   });
   const fake = await startFakeVitalApi({ apiKey: API_KEY, ...options.fake });
   const documents = DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } });
   const statuses = new DynamoDbBackfillStatusStore(documents, resources.tables.backfills);
   const records = new DynamoDbRecordStore(documents, { summariesTable: resources.tables.summaries, timeseriesTable: resources.tables.timeseries });
   const streams = new S3WorkoutStreamStore(s3, resources.bucket);
-  const queue = new SqsBackfillQueue(sqs, resources.queues.backfill.url);
-  const requests = new QueuedBackfillRequests({ statuses, queue });
+  let caseQueue = resources.queues.backfill;
+  let queue = new SqsBackfillQueue(sqs, caseQueue.url);
+  let requests = new QueuedBackfillRequests({ statuses, queue });
+  let cases = 0;
 
   const dependencies = (overrides: Partial<BackfillHandlerDependencies> = {}): BackfillHandlerDependencies => ({
     statuses,
@@ -78,31 +97,50 @@ export async function startHarness(options: {
       maxRequestsPerSecond: options.maxRequestsPerSecond ?? 200,
       retry: { maxAttempts: 6, baseDelayMs: 10, maxDelayMs: 2_000 },
     }),
-    timeReserveMs: 1_000,
+    timeReserveMs: BACKFILL_TIME_RESERVE_SECONDS * 1000 * timeScale,
     ...overrides,
   });
 
   const mappings: SqsEventSourceMapping[] = [];
+  const stopMappings = async () => {
+    await Promise.all(mappings.splice(0).map((mapping) => mapping.stop(caseQueue.functionTimeoutSeconds * 1000)));
+  };
   let lastNoticeAt = 0;
   return {
     fake,
     endpoints: { dynamodb: dynamo.endpoint, sqsAndS3: sqsAndS3.endpoint },
     resources,
+    get queue() {
+      return caseQueue;
+    },
+    timeScale,
     documents,
     sqs,
     s3,
     records,
     statuses,
     streams,
-    requests,
+    get requests() {
+      return requests;
+    },
     dependencies,
-    startBackfill: ({ concurrency, overrides } = {}) => {
-      const mapping = new SqsEventSourceMapping({
+    beginCase: async () => {
+      await stopMappings();
+      cases += 1;
+      caseQueue = await createLocalQueue({ sqs, sqsEndpoint: sqsAndS3.endpoint, timeScale }, QUEUES.backfill, `case${cases}-`);
+      queue = new SqsBackfillQueue(sqs, caseQueue.url);
+      requests = new QueuedBackfillRequests({ statuses, queue });
+      fake.setFaults({});
+      fake.resetCounters();
+    },
+    endCase: stopMappings,
+    startBackfill: async ({ concurrency, overrides } = {}) => {
+      const mapping = await new SqsEventSourceMapping({
         sqs,
-        queueUrl: resources.queues.backfill.url,
-        queueArn: resources.queues.backfill.arn,
+        queueUrl: caseQueue.url,
+        queueArn: caseQueue.arn,
         settings: { ...QUEUES.backfill, maxConcurrency: concurrency ?? QUEUES.backfill.maxConcurrency },
-        function: { name: 'backfill', timeoutSeconds: 30, handler: createBackfillHandler(dependencies(overrides)) },
+        function: { name: 'backfill', timeoutSeconds: caseQueue.functionTimeoutSeconds, handler: createBackfillHandler(dependencies(overrides)) },
       }).start();
       mappings.push(mapping);
       return () => mapping.stop();
@@ -124,7 +162,7 @@ export async function startHarness(options: {
       }
     },
     stop: async () => {
-      await Promise.all(mappings.map((mapping) => mapping.stop()));
+      await stopMappings();
       await fake.stop();
       clients.destroy();
       await Promise.all(standIns.map((standIn) => standIn.stop()));

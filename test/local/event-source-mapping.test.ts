@@ -4,12 +4,19 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { QUEUES, type QueueDefinition } from '../../functions/shared/resources';
-import { InvalidBatchResponseError, SqsEventSourceMapping, type MessageOutcome, type SqsFunction } from '../../local/event-source-mapping';
+import {
+  InvalidBatchResponseError,
+  SqsEventSourceMapping,
+  UnsafeVisibilityTimeoutError,
+  type MessageOutcome,
+  type SqsFunction,
+} from '../../local/event-source-mapping';
 import { FunctionTimeoutError } from '../../local/lambda-invocation';
 import { createLocalQueue, type LocalQueue } from '../../local/local-resources';
 import { LOCAL_AWS, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 
-const VISIBILITY_TIMEOUT_SECONDS = 1;
+/** The events queue's timeouts scaled to a 1/3 s function timeout and a 2 s visibility timeout. */
+const TIME_SCALE = 1 / 90;
 
 let standIn: RunningStandIn;
 let sqs: SQSClient;
@@ -29,7 +36,7 @@ after(async () => {
 async function freshQueue(overrides: Partial<QueueDefinition> = {}): Promise<LocalQueue> {
   queueCount += 1;
   return createLocalQueue(
-    { sqs, sqsEndpoint: standIn.endpoint, visibilityTimeoutSeconds: VISIBILITY_TIMEOUT_SECONDS },
+    { sqs, sqsEndpoint: standIn.endpoint, timeScale: TIME_SCALE },
     { ...QUEUES.events, ...overrides, id: `test${queueCount}` },
     'mapping-',
   );
@@ -67,7 +74,7 @@ async function until(condition: () => boolean, timeoutMs = 30_000): Promise<void
   }
 }
 
-function mapping(queue: LocalQueue, handler: SqsFunction['handler'], outcomes: MessageOutcome[] = [], timeoutSeconds = 5) {
+function mapping(queue: LocalQueue, handler: SqsFunction['handler'], outcomes: MessageOutcome[] = [], timeoutSeconds = queue.functionTimeoutSeconds) {
   return new SqsEventSourceMapping({
     sqs,
     queueUrl: queue.url,
@@ -84,7 +91,7 @@ describe('SqsEventSourceMapping', () => {
     const bodies = Array.from({ length: 10 }, (_, index) => `m${index}`);
     await sendBodies(queue.url, bodies);
     const batches: SQSEvent[] = [];
-    const running = mapping(queue, async (event) => {
+    const running = await mapping(queue, async (event) => {
       batches.push(event);
     });
     await until(() => batches.flatMap((batch) => batch.Records).length === 10);
@@ -107,7 +114,7 @@ describe('SqsEventSourceMapping', () => {
     await sendBodies(queue.url, ['ok1', 'bad', 'ok2']);
     const seen: { body: string; receiveCount: string }[] = [];
     let failedOnce = false;
-    const running = mapping(queue, async (event): Promise<SQSBatchResponse> => {
+    const running = await mapping(queue, async (event): Promise<SQSBatchResponse> => {
       const failures = [];
       for (const record of event.Records) {
         seen.push({ body: record.body, receiveCount: record.attributes.ApproximateReceiveCount });
@@ -130,7 +137,7 @@ describe('SqsEventSourceMapping', () => {
     const queue = await freshQueue({ batchSize: 10, maxBatchingWindowSeconds: 0, maxConcurrency: 1, maxReceiveCount: 2 });
     await sendBodies(queue.url, ['poison', 'fine']);
     const outcomes: MessageOutcome[] = [];
-    const running = mapping(
+    const running = await mapping(
       queue,
       async (event) => ({
         batchItemFailures: event.Records.filter((r) => r.body === 'poison').map((r) => ({ itemIdentifier: r.messageId })),
@@ -139,7 +146,7 @@ describe('SqsEventSourceMapping', () => {
     );
     await until(() => outcomes.filter((o) => o.record.body === 'poison').length === 2);
     // The third receive, one visibility timeout later, is where SQS (and fauxqs) redrives it.
-    await sleep(VISIBILITY_TIMEOUT_SECONDS * 1000 + 1_500);
+    await sleep(queue.visibilityTimeoutSeconds * 1000 + 1_500);
     await running.stop();
 
     const poison = outcomes.filter((o) => o.record.body === 'poison');
@@ -153,20 +160,19 @@ describe('SqsEventSourceMapping', () => {
     for (const [failure, expected] of [
       [async () => { throw new TypeError('boom'); }, TypeError],
       [async () => ({ batchItemFailures: [{ itemIdentifier: 'not-in-batch' }] }), InvalidBatchResponseError],
-      [() => sleep(3_000), FunctionTimeoutError],
+      [() => sleep(1_000), FunctionTimeoutError],
     ] as const) {
       const queue = await freshQueue({ batchSize: 10, maxBatchingWindowSeconds: 0, maxConcurrency: 1 });
       await sendBodies(queue.url, ['a', 'b']);
       const outcomes: MessageOutcome[] = [];
       let calls = 0;
-      const running = mapping(
+      const running = await mapping(
         queue,
         async (event) => {
           calls += 1;
           if (calls === 1) return (failure as (e: SQSEvent) => Promise<SQSBatchResponse | void>)(event);
         },
         outcomes,
-        1,
       );
       await until(() => outcomes.filter((o) => o.result === 'processed').length === 2);
       await running.stop();
@@ -183,15 +189,28 @@ describe('SqsEventSourceMapping', () => {
     let active = 0;
     let peak = 0;
     let done = 0;
-    const running = mapping(queue, async () => {
+    const running = await mapping(queue, async () => {
       active += 1;
       peak = Math.max(peak, active);
-      await sleep(100);
+      await sleep(50);
       active -= 1;
       done += 1;
     });
     await until(() => done === 9);
     await running.stop();
     assert.equal(peak, 3);
+  });
+
+  it('refuses to start on a queue whose visibility timeout is under six times the function timeout', async () => {
+    const queue = await freshQueue();
+    let invoked = false;
+    await assert.rejects(
+      mapping(queue, async () => { invoked = true; }, [], queue.visibilityTimeoutSeconds),
+      (error: Error) => error instanceof UnsafeVisibilityTimeoutError && /under 6 times the test-consumer function's timeout/.test(error.message),
+    );
+    await sendBodies(queue.url, ['left alone']);
+    await sleep(200);
+    assert.equal(invoked, false, 'no poller started');
+    assert.deepEqual(await drain(queue.url), ['left alone']);
   });
 });

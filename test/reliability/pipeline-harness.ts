@@ -12,7 +12,7 @@ import { CachedSigningSecrets } from '../../functions/adapters/signing-secret-so
 import { S3WorkoutStreamStore } from '../../functions/adapters/workout-stream-store';
 import { VitalApiClient } from '../../functions/adapters/vital-api-client';
 import { ATTRIBUTE } from '../../functions/domain/queued-event';
-import { QUEUES, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../../functions/shared/resources';
+import { BACKFILL_TIME_RESERVE_SECONDS, QUEUES, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../../functions/shared/resources';
 import { SqsEventSourceMapping, type SqsFunction } from '../../local/event-source-mapping';
 import { startHttpApi, type RunningHttpApi } from '../../local/http-api';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
@@ -102,6 +102,8 @@ export interface StormPipeline {
   backfillSends(): number;
   /** workout_stream job messages put on the backfill queue, by workout id. */
   readonly streamJobs: Map<string, number>;
+  /** Workout streams the backfill fetched and read whole, by workout id. */
+  readonly streamFetches: Map<string, number>;
   /** Replaces the signing secret's stored value (what Secrets Manager would hold). */
   setSigningSecretValue(value: string): void;
   /** Every read of the stored secret value by the verifier: when, and what it got. */
@@ -161,8 +163,8 @@ export async function startStormPipeline(options: {
   readonly seed: number;
   readonly random: Random;
   readonly rates: FaultRates;
-  readonly visibilityTimeoutSeconds: number;
-  readonly workerTimeoutSeconds: number;
+  /** Scales the stack's consumer and visibility timeouts together (the ratio kept). */
+  readonly timeScale: number;
   /** When set, the worker quarantines events of any other team (EXPECTED_TEAM_ID). */
   readonly expectedTeamId?: string;
   /** The verifier's secret cache: trusted this long, refetched after a signature failure at most this often. */
@@ -205,7 +207,7 @@ export async function startStormPipeline(options: {
       sqs,
       s3,
       sqsEndpoint: sqsAndS3.endpoint,
-      visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
+      timeScale: options.timeScale,
       namePrefix: 'storm-',
     });
 
@@ -318,17 +320,27 @@ export async function startStormPipeline(options: {
     // One handler invoked concurrently by the pollers, as `npm start` runs it (worker-concurrency.test.ts
     // shows what this once broke).
     const worker = workerModule.createWorkerHandler(workerModule.workerFromEnvironment());
+    // The storm's client gives up on a stalled request after VITAL_TIMEOUT_MS instead of 30 s.
+    const source = new VitalApiClient({
+      baseUrl: proxy.url,
+      apiKey: async () => API_KEY,
+      maxRequestsPerSecond: 200,
+      requestTimeoutMs: VITAL_TIMEOUT_MS,
+      retry: { maxAttempts: 5, baseDelayMs: 20, maxDelayMs: 500 },
+    });
+    // Stream fetches the backfill received whole, by workout (the fake also counts answers the
+    // client gave up on before reading them).
+    const streamFetches = new Map<string, number>();
+    const fetchWorkoutStream = source.fetchWorkoutStream.bind(source);
+    source.fetchWorkoutStream = async (workoutId) => {
+      const stream = await fetchWorkoutStream(workoutId);
+      streamFetches.set(workoutId, (streamFetches.get(workoutId) ?? 0) + 1);
+      return stream;
+    };
     const backfill = backfillModule.createBackfillHandler({
       ...backfillModule.backfillFromEnvironment(),
-      // The storm's client gives up on a stalled request after VITAL_TIMEOUT_MS instead of 30 s.
-      source: new VitalApiClient({
-        baseUrl: proxy.url,
-        apiKey: async () => API_KEY,
-        maxRequestsPerSecond: 200,
-        requestTimeoutMs: VITAL_TIMEOUT_MS,
-        retry: { maxAttempts: 5, baseDelayMs: 20, maxDelayMs: 500 },
-      }),
-      timeReserveMs: 1_000,
+      source,
+      timeReserveMs: BACKFILL_TIME_RESERVE_SECONDS * 1000 * options.timeScale,
     });
 
     const crashingWorker: SqsFunction['handler'] = async (event: SQSEvent, context: Context) => {
@@ -342,13 +354,13 @@ export async function startStormPipeline(options: {
     };
 
     const outcomes = new Map<string, { processed: number; failed: number }>();
-    const mappings = [
+    const mappings = await Promise.all([
       new SqsEventSourceMapping({
         sqs,
         queueUrl: resources.queues.events.url,
         queueArn: resources.queues.events.arn,
         settings: { ...QUEUES.events, maxConcurrency: 4 },
-        function: { name: 'worker', timeoutSeconds: options.workerTimeoutSeconds, handler: crashingWorker },
+        function: { name: 'worker', timeoutSeconds: resources.queues.events.functionTimeoutSeconds, handler: crashingWorker },
         onOutcome: (outcome) => {
           const svixId = outcome.record.messageAttributes[ATTRIBUTE.svixId]?.stringValue ?? '';
           const counts = outcomes.get(svixId) ?? { processed: 0, failed: 0 };
@@ -361,9 +373,9 @@ export async function startStormPipeline(options: {
         queueUrl: resources.queues.backfill.url,
         queueArn: resources.queues.backfill.arn,
         settings: QUEUES.backfill,
-        function: { name: 'backfill', timeoutSeconds: 20, handler: backfill },
+        function: { name: 'backfill', timeoutSeconds: resources.queues.backfill.functionTimeoutSeconds, handler: backfill },
       }).start(),
-    ];
+    ]);
     stops.push(async () => {
       await Promise.all(mappings.map((mapping) => mapping.stop()));
     });
@@ -387,6 +399,7 @@ export async function startStormPipeline(options: {
       fake,
       apiKey: API_KEY,
       streamJobs,
+      streamFetches,
       setSigningSecretValue: (value) => {
         signingSecretValue = value;
       },

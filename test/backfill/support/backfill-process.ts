@@ -25,6 +25,8 @@ interface ProcessConfig {
   queueArn: string;
   apiUrl: string;
   apiKey: string;
+  functionTimeoutSeconds: number;
+  timeReserveMs: number;
 }
 
 const config = JSON.parse(process.argv[2]!) as ProcessConfig;
@@ -38,13 +40,13 @@ const handler = createBackfillHandler({
   streams: new S3WorkoutStreamStore(new S3Client({ endpoint: config.sqsEndpoint, forcePathStyle: true, ...LOCAL_AWS }), config.bucket),
   queue: new SqsBackfillQueue(sqs, config.queueUrl),
   source: new VitalApiClient({ baseUrl: config.apiUrl, apiKey: async () => config.apiKey, maxRequestsPerSecond: 100 }),
-  timeReserveMs: 1_000,
+  timeReserveMs: config.timeReserveMs,
 });
-new SqsEventSourceMapping({
+await new SqsEventSourceMapping({
   sqs,
   queueUrl: config.queueUrl,
   queueArn: config.queueArn,
   settings: { ...QUEUES.backfill, maxConcurrency: 1 },
-  function: { name: 'backfill', timeoutSeconds: 60, handler },
+  function: { name: 'backfill', timeoutSeconds: config.functionTimeoutSeconds, handler },
 }).start();
 process.send?.('ready');
