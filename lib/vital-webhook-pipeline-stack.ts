@@ -4,7 +4,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership, type CfnBucket } from 'aws-cdk-lib/aws-s3';
 import { Secret, type ISecret } from 'aws-cdk-lib/aws-secretsmanager';
-import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Topic, type ITopic } from 'aws-cdk-lib/aws-sns';
 import { acknowledgeAcceptedFindings } from './compliance';
 import { PipelineAlarms } from './constructs/pipeline-alarms';
@@ -61,15 +61,25 @@ export interface VitalWebhookPipelineProps extends StackProps {
   /** Hours without any webhook before the silence alarm fires. @default 24 */
   readonly silenceAlarmHours?: number;
   /**
-   * What happens to tables, bucket and key when the stack is deleted. Health data is kept by default.
-   * @default RemovalPolicy.RETAIN
+   * What happens to the stateful resources (key, tables, buckets, queues, secrets, log groups) when
+   * the stack is deleted. Health data is kept by default, except when the stack's first create
+   * rolls back (a retry would otherwise meet a second set of orphans). `DESTROY` also empties the
+   * buckets, for test stacks.
+   * @default RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
    */
   readonly removalPolicy?: RemovalPolicy;
 }
 
-function secretOrPlaceholder(scope: Construct, id: string, name: string | undefined, description: string, encryptionKey: Key): ISecret {
+function secretOrPlaceholder(
+  scope: Construct,
+  id: string,
+  name: string | undefined,
+  description: string,
+  encryptionKey: Key,
+  removalPolicy: RemovalPolicy,
+): ISecret {
   if (name) return Secret.fromSecretNameV2(scope, id, name);
-  return new Secret(scope, id, { description, encryptionKey });
+  return new Secret(scope, id, { description, encryptionKey, removalPolicy });
 }
 
 /**
@@ -82,7 +92,8 @@ export class VitalWebhookPipelineStack extends Stack {
 
   constructor(scope: Construct, id: string, props: VitalWebhookPipelineProps = {}) {
     super(scope, id, props);
-    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE;
+    const destroyed = removalPolicy === RemovalPolicy.DESTROY;
     const logRetention = props.logRetention ?? RetentionDays.THREE_MONTHS;
     const tracing = props.tracing ?? true;
 
@@ -91,16 +102,32 @@ export class VitalWebhookPipelineStack extends Stack {
       enableKeyRotation: true,
       removalPolicy,
     });
-    encryptionKey.grantEncryptDecrypt(new ServicePrincipal(`logs.${this.region}.amazonaws.com`));
-    encryptionKey.grant(new ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
+    // CloudWatch Logs may use the key only for this account's log groups in this region.
+    encryptionKey.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal(`logs.${this.region}.amazonaws.com`)],
+        actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
+        resources: ['*'],
+        conditions: { ArnLike: { 'kms:EncryptionContext:aws:logs:arn': `arn:${this.partition}:logs:${this.region}:${this.account}:log-group:*` } },
+      }),
+    );
+    // CloudWatch alarms publish to the encrypted alarm topic; only on behalf of this account.
+    encryptionKey.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'aws:SourceAccount': this.account } },
+      }),
+    );
 
     const tables = new PipelineTables(this, 'Tables', { encryptionKey, removalPolicy });
-    const events = new PipelineQueue(this, 'EventsQueue', { definition: QUEUES.events, encryptionKey });
+    const events = new PipelineQueue(this, 'EventsQueue', { definition: QUEUES.events, encryptionKey, removalPolicy });
     const backfillDefinition: QueueDefinition = {
       ...QUEUES.backfill,
       maxConcurrency: props.backfillConcurrency ?? QUEUES.backfill.maxConcurrency,
     };
-    const backfill = new PipelineQueue(this, 'BackfillQueue', { definition: backfillDefinition, encryptionKey });
+    const backfill = new PipelineQueue(this, 'BackfillQueue', { definition: backfillDefinition, encryptionKey, removalPolicy });
 
     const rawBodyRetention = Duration.days(props.rawBodyRetentionDays ?? 30);
     const accessLogs = new Bucket(this, 'AccessLogs', {
@@ -111,6 +138,7 @@ export class VitalWebhookPipelineStack extends Stack {
       versioned: true,
       lifecycleRules: [{ expiration: Duration.days(365), noncurrentVersionExpiration: Duration.days(1) }],
       removalPolicy,
+      autoDeleteObjects: destroyed,
     });
     const bucket = new Bucket(this, BUCKET.id, {
       serverAccessLogsBucket: accessLogs,
@@ -128,6 +156,7 @@ export class VitalWebhookPipelineStack extends Stack {
         { prefix: BUCKET.prefixes.workoutStreams, noncurrentVersionExpiration: Duration.days(7) },
       ],
       removalPolicy,
+      autoDeleteObjects: destroyed,
     });
 
     const signingSecret = secretOrPlaceholder(
@@ -136,6 +165,7 @@ export class VitalWebhookPipelineStack extends Stack {
       props.signingSecretName,
       'Vital webhook signing secret: whsec_... (or {"current": ..., "previous": ...} during a rotation)',
       encryptionKey,
+      removalPolicy,
     );
     const vitalApiKey = secretOrPlaceholder(
       this,
@@ -143,6 +173,7 @@ export class VitalWebhookPipelineStack extends Stack {
       props.vitalApiKeySecretName,
       'Vital (Junction) team API key used to fetch historical backfills',
       encryptionKey,
+      removalPolicy,
     );
 
     const ingress = new WebhookIngress(this, 'Ingress', {
@@ -153,10 +184,11 @@ export class VitalWebhookPipelineStack extends Stack {
       logRetention,
       tracing,
       throttle: props.throttle ?? { rateLimit: 50, burstLimit: 100 },
+      removalPolicy,
     });
     this.webhookUrl = ingress.url;
 
-    const common = { encryptionKey, logRetention, tracing };
+    const common = { encryptionKey, logRetention, tracing, removalPolicy };
     const worker = new PipelineFunction(this, 'Worker', {
       ...common,
       entry: 'worker.ts',
@@ -197,6 +229,18 @@ export class VitalWebhookPipelineStack extends Stack {
     backfiller.addEventSource(sqsEventSource(backfill.queue, backfillDefinition));
 
     const alarmTopic = props.alarmTopic ?? new Topic(this, 'AlarmTopic', { masterKey: encryptionKey, enforceSSL: true });
+    // Alarms publish as cloudwatch.amazonaws.com; the topic policy enforceSSL creates would refuse it.
+    alarmTopic.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [alarmTopic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': this.account },
+          ArnLike: { 'aws:SourceArn': `arn:${this.partition}:cloudwatch:${this.region}:${this.account}:alarm:*` },
+        },
+      }),
+    );
     new PipelineAlarms(this, 'Alarms', {
       topic: alarmTopic,
       api: ingress.api,

@@ -9,7 +9,12 @@ import { randomUUID } from 'node:crypto';
  * - S3 conditional writes: PutObject with `If-None-Match: *` fails with 412 when the key exists;
  *   with `If-Match: <etag>` it fails with 412 when the object's ETag differs, and 404 when there is
  *   no object. Check and write are one step per key, as in S3, so two racing writers cannot both win.
+ * - S3 reads of a missing key: GetObject and HeadObject answer 403 AccessDenied, not 404, as S3
+ *   answers a caller without `s3:ListBucket` on the bucket, which no role of the stack has.
  */
+
+/** Query parameters that address something other than the object itself (multipart uploads, ACLs, tags, ...). */
+const SUBRESOURCES = ['uploadId', 'uploads', 'partNumber', 'acl', 'tagging', 'attributes', 'legal-hold', 'retention', 'torrent', 'renameObject'];
 
 /** The bucket and key of a path-style object request (`/bucket/key...`), when it is one. */
 function objectOf(url: string): { bucket: string; key: string; query: URLSearchParams } | undefined {
@@ -107,11 +112,29 @@ export async function startAwsRulesFront(upstreamEndpoint: string, port = 0): Pr
     }
   };
 
+  /** A read of an object: a missing key answers 403, as S3 answers a caller that cannot list the bucket. */
+  const objectRead = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const etag = await currentEtag(upstream, new URL(request.url ?? '/', 'http://front').pathname);
+    if (etag === undefined) {
+      if (request.method === 'HEAD') {
+        response.writeHead(403, { 'x-amz-request-id': randomUUID() });
+        response.end();
+      } else {
+        s3Error(response, 403, 'AccessDenied', 'Access Denied');
+      }
+      return;
+    }
+    await forward(upstream, request, response, undefined);
+  };
+
   const server = createServer((request, response) => {
-    const object = request.method === 'PUT' ? objectOf(request.url ?? '/') : undefined;
-    const handled = object && !object.query.has('uploadId')
+    const object = objectOf(request.url ?? '/');
+    const isObjectRequest = object !== undefined && !SUBRESOURCES.some((name) => object.query.has(name));
+    const handled = isObjectRequest && request.method === 'PUT'
       ? objectWrite(request, response, `${object.bucket}/${object.key}`)
-      : forward(upstream, request, response, undefined);
+      : isObjectRequest && (request.method === 'GET' || request.method === 'HEAD')
+        ? objectRead(request, response)
+        : forward(upstream, request, response, undefined);
     handled.catch(() => response.destroy());
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));

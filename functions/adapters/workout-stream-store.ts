@@ -13,6 +13,11 @@ import { BUCKET } from '../shared/resources';
  * A newer fetch replaces an older one and never the other way round, however two fetches race: a
  * put is conditional on the object it compared with (`If-Match` its ETag, or `If-None-Match: *`
  * when there was none), so a put that lost the race reads again and compares again.
+ *
+ * A missing key answers HeadObject with 403, not 404, to a role without `s3:ListBucket` (the
+ * backfill has none: it would let it list every prefix). With `s3:GetObject` granted on the prefix,
+ * 403 can only mean "no object", and the `If-None-Match: *` put that follows is refused (412) if one
+ * appeared; a real permission problem fails that put with 403 too, so nothing is hidden.
  */
 
 /** Puts that lost a race in a row before the store gives up (SQS then retries the job). */
@@ -38,14 +43,14 @@ export class S3WorkoutStreamStore implements WorkoutStreamStore {
     return `${this.prefix}${encodeURIComponent(userId)}/${encodeURIComponent(provider)}/${encodeURIComponent(workoutId)}.json`;
   }
 
-  /** The stored stream's order key and ETag; undefined when none is stored (404, which needs `s3:ListBucket` on the prefix). */
+  /** The stored stream's order key and ETag; undefined when none is stored (404, or 403 without `s3:ListBucket`). */
   private async head(key: string): Promise<{ order: OrderKey | undefined; etag: string } | undefined> {
     try {
       const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return { order: head.Metadata?.order, etag: head.ETag! };
     } catch (error) {
-      const name = (error as Error).name;
-      if (name === 'NotFound' || name === 'NoSuchKey' || statusOf(error) === 404) return undefined;
+      const status = statusOf(error);
+      if (status === 404 || status === 403) return undefined;
       throw error;
     }
   }

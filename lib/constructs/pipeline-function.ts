@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -23,6 +23,8 @@ export interface PipelineFunctionProps {
   readonly logRetention: RetentionDays;
   /** X-Ray active tracing. */
   readonly tracing: boolean;
+  /** What happens to the function's log group when the stack is deleted. */
+  readonly removalPolicy: RemovalPolicy;
 }
 
 /**
@@ -36,7 +38,7 @@ export class PipelineFunction extends NodejsFunction {
     const logGroup = new LogGroup(scope, `${id}Logs`, {
       retention: props.logRetention,
       encryptionKey: props.encryptionKey,
-      removalPolicy: RemovalPolicy.RETAIN,
+      removalPolicy: props.removalPolicy,
     });
     super(scope, id, {
       entry: path.join(functionsDir, props.entry),

@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -9,12 +9,13 @@ export class PipelineQueue extends Construct {
   readonly queue: Queue;
   readonly deadLetterQueue: Queue;
 
-  constructor(scope: Construct, id: string, props: { definition: QueueDefinition; encryptionKey: IKey }) {
+  constructor(scope: Construct, id: string, props: { definition: QueueDefinition; encryptionKey: IKey; removalPolicy: RemovalPolicy }) {
     super(scope, id);
     const encryption = {
       encryption: QueueEncryption.KMS,
       encryptionMasterKey: props.encryptionKey,
       enforceSSL: true,
+      removalPolicy: props.removalPolicy,
     };
     const retentionPeriod = Duration.seconds(props.definition.messageRetentionSeconds);
     this.deadLetterQueue = new Queue(this, 'DeadLetters', { ...encryption, retentionPeriod });

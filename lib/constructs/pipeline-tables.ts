@@ -23,7 +23,7 @@ function tableFrom(scope: Construct, definition: TableDefinition, encryptionKey:
     billing: Billing.onDemand(),
     pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
     encryption: TableEncryptionV2.customerManagedKey(encryptionKey),
-    deletionProtection: removalPolicy === RemovalPolicy.RETAIN,
+    deletionProtection: removalPolicy !== RemovalPolicy.DESTROY,
     removalPolicy,
   });
 }

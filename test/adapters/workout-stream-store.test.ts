@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { S3WorkoutStreamStore } from '../../functions/adapters/workout-stream-store';
 import { orderKeyOfFetch } from '../../functions/domain/message-order';
 import { standInClients, startSqsAndS3, type RunningStandIn, type StandInClients } from '../../local/stand-ins';
@@ -35,7 +35,14 @@ const errorOf = async (action: Promise<unknown>): Promise<{ name: string; status
   throw new Error('expected the request to fail');
 };
 
-describe('S3 conditional writes on the stand-in, as S3 answers them', () => {
+describe('S3 rules on the stand-in, as S3 answers them', () => {
+  it('answers a read of a missing key with 403, as S3 does for a caller without s3:ListBucket', async () => {
+    assert.equal((await errorOf(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'r/missing' })))).status, 403);
+    assert.deepEqual(await errorOf(s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'r/missing' }))), { name: 'AccessDenied', status: 403 });
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'r/present', Body: 'x' }));
+    assert.equal((await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'r/present' }))).ContentLength, 1);
+  });
+
   it('If-None-Match: * fails with 412 on an existing key; If-Match fails with 412 on another ETag and 404 on no object', async () => {
     const created = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'c/one', Body: 'a', IfNoneMatch: '*' }));
     assert.deepEqual(await errorOf(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'c/one', Body: 'b', IfNoneMatch: '*' }))), { name: 'PreconditionFailed', status: 412 });

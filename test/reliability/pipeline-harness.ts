@@ -419,7 +419,8 @@ export async function startStormPipeline(options: {
           const object = await s3.send(new GetObjectCommand({ Bucket: resources.bucket, Key: key }));
           return { body: await object.Body!.transformToString('utf8'), metadata: object.Metadata ?? {} };
         } catch (error) {
-          if ((error as Error).name === 'NoSuchKey' || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+          // A missing key answers 403 on the stand-in, as in S3 for a caller without s3:ListBucket.
+          if ([403, 404].includes((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 0)) return undefined;
           throw error;
         }
       },
