@@ -81,7 +81,14 @@ export function createBackfillHandler(deps: BackfillHandlerDependencies) {
   return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
     try {
       const processor = new BatchProcessor(EventType.SQS);
-      return await traced('backfill', () => processPartialResponse(event, (record: SQSRecord) => processRecord(record, context), processor, { context }));
+      return await traced('backfill', () =>
+        processPartialResponse(event, (record: SQSRecord) => processRecord(record, context), processor, {
+          context,
+          // A failed job is a batch item failure, as in the worker, not a function error: a transient
+          // 429 is retried by SQS from the checkpoint without counting as a Lambda error or alarming.
+          throwOnFullBatchFailure: false,
+        }),
+      );
     } finally {
       publishMetrics();
     }

@@ -8,7 +8,7 @@ import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Topic, type ITopic } from 'aws-cdk-lib/aws-sns';
 import { acknowledgeAcceptedFindings } from './compliance';
 import { PipelineAlarms } from './constructs/pipeline-alarms';
-import { grantObjectAccess } from './constructs/object-grants';
+import { grantObjectAccess, grantSecretRead } from './constructs/object-grants';
 import type { Construct } from 'constructs';
 import { BUCKET, QUEUES, TABLES, type QueueDefinition } from '../functions/shared/resources';
 import { PipelineFunction } from './constructs/pipeline-function';
@@ -225,7 +225,7 @@ export class VitalWebhookPipelineStack extends Stack {
     tables.grantRecordAccess(backfiller, 'summaries', 'timeseries', 'backfills');
     grantObjectAccess(bucket, encryptionKey, backfiller, BUCKET.prefixes.workoutStreams, ['s3:GetObject', 's3:PutObject']);
     backfill.queue.grantSendMessages(backfiller);
-    vitalApiKey.grantRead(backfiller);
+    grantSecretRead(vitalApiKey, backfiller);
     backfiller.addEventSource(sqsEventSource(backfill.queue, backfillDefinition));
 
     const alarmTopic = props.alarmTopic ?? new Topic(this, 'AlarmTopic', { masterKey: encryptionKey, enforceSSL: true });

@@ -1,6 +1,8 @@
+import { Stack } from 'aws-cdk-lib';
 import { PolicyStatement, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 
 /**
  * Grants exactly `actions` on the objects under one prefix of a KMS-encrypted bucket, and the key
@@ -19,4 +21,26 @@ export function grantObjectAccess(
   );
   const keyActions = actions.includes('s3:PutObject') ? ['kms:Decrypt', 'kms:GenerateDataKey'] : ['kms:Decrypt'];
   encryptionKey.grant(grantee, ...keyActions);
+}
+
+/**
+ * Grants reading a secret. A secret the stack created is encrypted with the stack key, which CDK's
+ * `grantRead` covers. A secret given by name may be encrypted with a key of the user's own, unknown
+ * at synth time: Decrypt is granted on any key, but only through Secrets Manager and only for this
+ * secret (its ARN in the encryption context), so the role can decrypt nothing else.
+ */
+export function grantSecretRead(secret: ISecret, grantee: IGrantable): void {
+  secret.grantRead(grantee);
+  if (secret.encryptionKey) return;
+  const stack = Stack.of(secret);
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new PolicyStatement({
+      actions: ['kms:Decrypt'],
+      resources: ['*'],
+      conditions: {
+        StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.amazonaws.com` },
+        StringLike: { 'kms:EncryptionContext:SecretARN': `${secret.secretArn}-??????` },
+      },
+    }),
+  );
 }

@@ -86,8 +86,9 @@ export class PipelineAlarms extends Construct {
       pipelineMetric('Rejected', { reason: 'invalid_signature' }), props.signatureFailureThreshold);
     alarm('BackfillsFailed', 'A backfill job failed: see the backfills table for its last error',
       pipelineMetric('BackfillFailures'), 0);
-    alarm('NoWebhooks', `No webhook arrived for ${props.silenceHours} hours: has Svix disabled the endpoint?`,
-      pipelineMetric('WebhooksReceived', {}, Duration.hours(1)), 1, {
+    // Verified and queued deliveries, not requests: forged or unsigned traffic must not keep it quiet.
+    alarm('NoWebhooks', `No verified webhook arrived for ${props.silenceHours} hours: has Svix disabled the endpoint, or the signing secret changed?`,
+      pipelineMetric('Enqueued', {}, Duration.hours(1)), 1, {
         comparison: ComparisonOperator.LESS_THAN_THRESHOLD,
         missing: TreatMissingData.BREACHING,
         evaluationPeriods: props.silenceHours,

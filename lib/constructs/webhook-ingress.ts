@@ -9,7 +9,7 @@ import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { BUCKET, QUEUES, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../../functions/shared/resources';
-import { grantObjectAccess } from './object-grants';
+import { grantObjectAccess, grantSecretRead } from './object-grants';
 import { PipelineFunction } from './pipeline-function';
 
 export interface WebhookIngressProps {
@@ -76,7 +76,7 @@ export class WebhookIngress extends Construct {
     });
     props.queue.grantSendMessages(this.verifier);
     grantObjectAccess(props.bucket, props.encryptionKey, this.verifier, BUCKET.prefixes.claimChecks, ['s3:PutObject']);
-    props.signingSecret.grantRead(this.verifier);
+    grantSecretRead(props.signingSecret, this.verifier);
 
     this.api = new HttpApi(this, 'Api', {
       description: 'Receives Vital (Junction) webhooks',

@@ -179,6 +179,15 @@ describe('VitalWebhookPipelineStack', () => {
     const { template: withNames } = synthesize({ props: { signingSecretName: 'prod/vital/signing', vitalApiKeySecretName: 'prod/vital/api-key' } });
     withNames.resourceCountIs('AWS::SecretsManager::Secret', 0);
     template.resourceCountIs('AWS::SecretsManager::Secret', 2);
+    // A secret of the user's own may use a key of the user's own: Decrypt through Secrets Manager, for that secret only.
+    const decryptStatements = Object.values(withNames.findResources('AWS::IAM::Policy'))
+      .flatMap((policy) => policy.Properties.PolicyDocument.Statement as { Action: string; Resource: string; Condition?: Record<string, Record<string, unknown>> }[])
+      .filter((statement) => statement.Action === 'kms:Decrypt' && statement.Resource === '*');
+    for (const secretName of ['prod/vital/signing', 'prod/vital/api-key']) {
+      const statement = decryptStatements.find((candidate) => JSON.stringify(candidate.Condition?.StringLike).includes(`:secret:${secretName}-??????`));
+      assert.ok(statement, `kms:Decrypt for ${secretName}`);
+      assert.deepEqual(statement.Condition!.StringEquals, { 'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com' });
+    }
   });
 
   it('bundles the handlers with esbuild offline (cdk synth works in CI without Docker)', () => {
