@@ -9,7 +9,7 @@ import {
   StaticSigningSecrets,
   type SigningSecretSource,
 } from './adapters/signing-secret-source';
-import { IngressError, InvalidSignatureError, QueueUnavailableError } from './domain/ingress-errors';
+import { IngressError, InvalidSignatureError, QueueUnavailableError, SigningSecretNotSetError } from './domain/ingress-errors';
 import { messageCreatedAtMs } from './domain/message-order';
 import { DEFAULT_MAX_BODY_BYTES, verifyDelivery, type InboundRequest, type VerifiedDelivery } from './domain/webhook-verification';
 import { requiredEnv } from './shared/environment';
@@ -72,7 +72,8 @@ export function createVerifierHandler(deps: VerifierDependencies) {
     } catch (error) {
       if (error instanceof IngressError) {
         metrics.singleMetric().addDimension('reason', error.reason).addMetric('Rejected', MetricUnit.Count, 1);
-        logger.warn('Delivery refused', { reason: error.reason, statusCode: error.statusCode });
+        if (error instanceof SigningSecretNotSetError) logger.error(error.message, { reason: error.reason, secretId: error.secretId });
+        else logger.warn('Delivery refused', { reason: error.reason, statusCode: error.statusCode });
         return respond(error.statusCode, { error: error.reason });
       }
       logger.error('Unexpected verifier failure', { error: (error as Error).name });
@@ -98,6 +99,7 @@ export function verifierFromEnvironment(): VerifierDependencies {
       },
       maxAgeMs: 300_000,
       minRefreshIntervalMs: 30_000,
+      secretId,
     });
   } else if (localSecret) {
     secrets = new StaticSigningSecrets(localSecret);

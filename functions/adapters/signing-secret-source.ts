@@ -1,4 +1,5 @@
-import { parseSigningSecrets, type SigningSecrets } from '../domain/signing-secrets';
+import { SigningSecretNotSetError } from '../domain/ingress-errors';
+import { InvalidSigningSecretValueError, parseSigningSecrets, type SigningSecrets } from '../domain/signing-secrets';
 
 /** Supplies the signing secrets in force, cached per container. */
 export interface SigningSecretSource {
@@ -33,6 +34,8 @@ export interface CachedSigningSecretsOptions {
   readonly maxAgeMs: number;
   /** The least time between two refetches caused by signature failures. */
   readonly minRefreshIntervalMs: number;
+  /** Names the secret in the error when it holds no usable value (never the value itself). */
+  readonly secretId?: string;
   readonly now?: () => number;
 }
 
@@ -55,8 +58,15 @@ export class CachedSigningSecrets implements SigningSecretSource {
     return this.load(true);
   }
 
+  /** Reads and parses the secret; a value that is not a signing secret (the placeholder) is `SigningSecretNotSetError`. */
   private async load(forceFetch: boolean): Promise<SigningSecrets> {
-    const secrets = parseSigningSecrets(await this.options.fetch(forceFetch));
+    let secrets: SigningSecrets;
+    try {
+      secrets = parseSigningSecrets(await this.options.fetch(forceFetch));
+    } catch (error) {
+      if (error instanceof InvalidSigningSecretValueError) throw new SigningSecretNotSetError(this.options.secretId ?? 'signing secret');
+      throw error;
+    }
     this.cached = { secrets, fetchedAt: this.now() };
     return secrets;
   }

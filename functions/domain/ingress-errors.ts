@@ -49,3 +49,16 @@ export class QueueUnavailableError extends IngressError {
   readonly statusCode = 503;
   readonly reason = 'queue_unavailable';
 }
+
+/**
+ * The signing secret's store holds no usable value (the placeholder the stack creates, before the
+ * user has stored the endpoint's secret). 503, not 401 or 500: Svix retries for about 27 hours, so
+ * nothing sent before the secret is set is lost.
+ */
+export class SigningSecretNotSetError extends IngressError {
+  readonly statusCode = 503;
+  readonly reason = 'signing_secret_not_set';
+  constructor(readonly secretId: string) {
+    super(`The signing secret ${secretId} holds no whsec_ value: store the endpoint's secret there (vital-pipeline secrets set, or the console); deliveries are answered 503 and Svix retries them meanwhile`);
+  }
+}

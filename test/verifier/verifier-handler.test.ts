@@ -142,4 +142,22 @@ describe('verifier handler against SQS and S3 (fauxqs)', () => {
     assert.equal(reads, 2, 'read once at start and once after the unknown signature');
     await receiveAll(2);
   });
+
+  it('answers 503 naming the secret while the stack\'s placeholder is still stored, and accepts once the secret is set', async () => {
+    // What the stack's generated placeholder looks like: a random string, not whsec_.
+    let stored = 'Xq7-placeholder-generated-by-secrets-manager';
+    const secrets = new CachedSigningSecrets({ fetch: async () => stored, maxAgeMs: 300_000, minRefreshIntervalMs: 30_000, secretId: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:SigningSecret-AbCdEf' });
+    const handler = handlerWith(queueUrl, undefined, secrets);
+    const body = envelope({ id: 'before-the-secret' });
+    const refused = await handler(webhookRequestEvent(svixHeaders(secret, body), body));
+    assert.equal(refused.statusCode, 503, 'Svix retries a 503 for about 27 hours: nothing is lost');
+    assert.deepEqual(JSON.parse(String(refused.body)), { error: 'signing_secret_not_set' });
+    const leftover = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 0 }));
+    assert.equal(leftover.Messages, undefined, 'nothing queued');
+
+    stored = secret;
+    const retried = await handler(webhookRequestEvent(svixHeaders(secret, body), body));
+    assert.equal(retried.statusCode, 202, 'the retry after the secret is stored is accepted');
+    await receiveAll(1);
+  });
 });
