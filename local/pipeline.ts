@@ -159,7 +159,7 @@ export async function startLocalPipeline(config: LocalPipelineConfig, output: Ou
       ...CONSUMERS.map((consumer) => consumer.load()),
     ]);
 
-    const mappings = await Promise.all(CONSUMERS.map((consumer, index) => {
+    const mappings = CONSUMERS.map((consumer, index) => {
       const queue = resources.queues[consumer.queue];
       return new SqsEventSourceMapping({
         sqs,
@@ -176,11 +176,13 @@ export async function startLocalPipeline(config: LocalPipelineConfig, output: Ou
             text: describeOutcome(outcome, queue.visibilityTimeoutSeconds),
           }),
         onPollError: (error) => output.line({ source: consumer.name, level: 'ERROR', text: `polling failed: ${error.message}` }),
-      }).start();
-    }));
+      });
+    });
+    // Stopping a mapping that never started is a no-op, so the teardown covers a start that fails half-way.
     teardown.add(async () => {
       await Promise.all(mappings.map((mapping) => mapping.stop()));
     });
+    await Promise.all(mappings.map((mapping) => mapping.start()));
 
     const verifierFunction: HttpFunction = {
       name: 'verifier',
