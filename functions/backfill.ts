@@ -14,7 +14,7 @@ import { S3WorkoutStreamStore } from './adapters/workout-stream-store';
 import { parseJobMessage } from './domain/backfill-job';
 import { BackfillRunner, type BackfillRunnerDependencies } from './domain/backfill-run';
 import { requiredEnv } from './shared/environment';
-import { BACKFILL_TIME_RESERVE_SECONDS, BUCKET, QUEUES, TABLES } from './shared/resources';
+import { backfillTimeReserveMs, BUCKET, QUEUES, TABLES } from './shared/resources';
 import { logger, metrics, publishMetrics } from './shared/observability';
 import { traced, tracer } from './shared/tracing';
 
@@ -23,7 +23,7 @@ export interface BackfillHandlerDependencies extends BackfillRunnerDependencies 
   /**
    * Time kept in hand when deciding whether to start another page: a page of workouts fetches one
    * stream per workout, so this must cover the slowest page with its retries.
-   * @default BACKFILL_TIME_RESERVE_SECONDS (a quarter of the function's timeout)
+   * @default backfillTimeReserveMs() (a quarter of the function's timeout)
    */
   readonly timeReserveMs?: number;
   /** Pages one invocation works on before handing the job back to the queue. @default unlimited */
@@ -50,7 +50,7 @@ export function createBackfillHandler(deps: BackfillHandlerDependencies) {
       },
     },
   });
-  const timeReserveMs = deps.timeReserveMs ?? BACKFILL_TIME_RESERVE_SECONDS * 1000;
+  const timeReserveMs = deps.timeReserveMs ?? backfillTimeReserveMs();
   const maxPages = deps.maxPagesPerInvocation ?? Number.POSITIVE_INFINITY;
 
   const processRecord = async (record: SQSRecord, context: Context): Promise<void> => {

@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ATTRIBUTE } from '../functions/domain/queued-event';
 import { SERVICE_NAME } from '../functions/shared/service';
-import { BACKFILL_TIME_RESERVE_SECONDS, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../functions/shared/resources';
+import { backfillTimeReserveMs, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../functions/shared/resources';
 import { devWebhookSecret, type LocalPipelineConfig } from './config';
 import { routePowertoolsLogs, type Output } from './console-output';
 import { SqsEventSourceMapping, type MessageOutcome, type SqsFunction } from './event-source-mapping';
@@ -61,7 +61,7 @@ function handlerEnvironment(
     ...standInEnvironment(endpoints),
     ...resources.environment,
     // The backfill's time reserve is a share of its timeout, scaled with it.
-    BACKFILL_TIME_RESERVE_MS: String(Math.round(BACKFILL_TIME_RESERVE_SECONDS * 1000 * timeScale)),
+    BACKFILL_TIME_RESERVE_MS: String(Math.round(backfillTimeReserveMs(timeScale))),
     // The stack gives the verifier SIGNING_SECRET_ID (Secrets Manager); locally it reads the secret itself.
     VITAL_WEBHOOK_SECRET: webhookSecret,
     // Powertools' dev mode logs through the global console, which the local output reformats.

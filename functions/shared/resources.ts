@@ -103,10 +103,12 @@ export const WORKER_TIMEOUT_SECONDS = 30;
 /** The backfill function's timeout; the backfill queue's visibility timeout is six times it. */
 export const BACKFILL_TIMEOUT_SECONDS = 120;
 /**
- * Time the backfill keeps in hand before starting another page (a workouts page fetches a stream
- * per workout, with retries); a quarter of its timeout, and scaled with it.
+ * Milliseconds the backfill keeps in hand before starting another page (a workouts page fetches a
+ * stream per workout, with retries): a quarter of its timeout, scaled with it by `timeScale`.
  */
-export const BACKFILL_TIME_RESERVE_SECONDS = BACKFILL_TIMEOUT_SECONDS / 4;
+export function backfillTimeReserveMs(timeScale = 1): number {
+  return (BACKFILL_TIMEOUT_SECONDS / 4) * 1000 * timeScale;
+}
 
 export const QUEUES = {
   events: {

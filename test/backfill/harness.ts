@@ -10,7 +10,7 @@ import { VitalApiClient } from '../../functions/adapters/vital-api-client';
 import { S3WorkoutStreamStore } from '../../functions/adapters/workout-stream-store';
 import type { BackfillJobKey, BackfillStatus } from '../../functions/domain/backfill-job';
 import { newMessageId, orderKeyOfDelivery } from '../../functions/domain/message-order';
-import { BACKFILL_TIME_RESERVE_SECONDS, QUEUES } from '../../functions/shared/resources';
+import { backfillTimeReserveMs, QUEUES } from '../../functions/shared/resources';
 import { SqsEventSourceMapping } from '../../local/event-source-mapping';
 import { startFakeVitalApi, type FakeVitalApi, type FakeVitalApiOptions } from '../../local/fake-vital-api';
 import { createLocalQueue, createLocalResources, type LocalQueue, type LocalResources } from '../../local/local-resources';
@@ -97,7 +97,7 @@ export async function startHarness(options: {
       maxRequestsPerSecond: options.maxRequestsPerSecond ?? 200,
       retry: { maxAttempts: 6, baseDelayMs: 10, maxDelayMs: 2_000 },
     }),
-    timeReserveMs: BACKFILL_TIME_RESERVE_SECONDS * 1000 * timeScale,
+    timeReserveMs: backfillTimeReserveMs(timeScale),
     ...overrides,
   });
 

@@ -12,7 +12,7 @@ import { CachedSigningSecrets } from '../../functions/adapters/signing-secret-so
 import { S3WorkoutStreamStore } from '../../functions/adapters/workout-stream-store';
 import { VitalApiClient } from '../../functions/adapters/vital-api-client';
 import { ATTRIBUTE } from '../../functions/domain/queued-event';
-import { BACKFILL_TIME_RESERVE_SECONDS, QUEUES, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../../functions/shared/resources';
+import { backfillTimeReserveMs, QUEUES, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../../functions/shared/resources';
 import { SqsEventSourceMapping, type SqsFunction } from '../../local/event-source-mapping';
 import { startHttpApi, type RunningHttpApi } from '../../local/http-api';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
@@ -340,7 +340,7 @@ export async function startStormPipeline(options: {
     const backfill = backfillModule.createBackfillHandler({
       ...backfillModule.backfillFromEnvironment(),
       source,
-      timeReserveMs: BACKFILL_TIME_RESERVE_SECONDS * 1000 * options.timeScale,
+      timeReserveMs: backfillTimeReserveMs(options.timeScale),
     });
 
     const crashingWorker: SqsFunction['handler'] = async (event: SQSEvent, context: Context) => {
