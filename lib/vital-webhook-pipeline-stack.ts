@@ -111,13 +111,18 @@ export class VitalWebhookPipelineStack extends Stack {
         conditions: { ArnLike: { 'kms:EncryptionContext:aws:logs:arn': `arn:${this.partition}:logs:${this.region}:${this.account}:log-group:*` } },
       }),
     );
-    // CloudWatch alarms publish to the encrypted alarm topic; only on behalf of this account.
+    // CloudWatch alarms publish to the encrypted alarm topic, and need the key to do it. Both grants
+    // (here and on the topic) hold only for this account's alarms: no confused deputy.
+    const onBehalfOfOurAlarms = {
+      StringEquals: { 'aws:SourceAccount': this.account },
+      ArnLike: { 'aws:SourceArn': `arn:${this.partition}:cloudwatch:${this.region}:${this.account}:alarm:*` },
+    };
     encryptionKey.addToResourcePolicy(
       new PolicyStatement({
         principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
         resources: ['*'],
-        conditions: { StringEquals: { 'aws:SourceAccount': this.account } },
+        conditions: onBehalfOfOurAlarms,
       }),
     );
 
@@ -230,15 +235,13 @@ export class VitalWebhookPipelineStack extends Stack {
 
     const alarmTopic = props.alarmTopic ?? new Topic(this, 'AlarmTopic', { masterKey: encryptionKey, enforceSSL: true });
     // Alarms publish as cloudwatch.amazonaws.com; the topic policy enforceSSL creates would refuse it.
+    // (A topic given as `alarmTopic` is the user's: its policy is theirs to open to CloudWatch.)
     alarmTopic.addToResourcePolicy(
       new PolicyStatement({
         principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['sns:Publish'],
         resources: [alarmTopic.topicArn],
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': this.account },
-          ArnLike: { 'aws:SourceArn': `arn:${this.partition}:cloudwatch:${this.region}:${this.account}:alarm:*` },
-        },
+        conditions: onBehalfOfOurAlarms,
       }),
     );
     new PipelineAlarms(this, 'Alarms', {

@@ -75,6 +75,8 @@ describe('rules AWS enforces at deploy time, checked on the template', () => {
       .filter((statement) => statement.Effect === 'Allow' && principalIs(statement, 'cloudwatch.amazonaws.com'))
       .flatMap(actions);
     assert.ok(keyActions.includes('kms:Decrypt') && keyActions.includes('kms:GenerateDataKey*'), `the topic key lets CloudWatch encrypt: ${keyActions.join(', ')}`);
+    const keyGrant = keyStatements.find((statement) => statement.Effect === 'Allow' && principalIs(statement, 'cloudwatch.amazonaws.com'))!;
+    assert.deepEqual(keyGrant.Condition, allow.Condition, 'the key grant holds for the same alarms as the topic policy');
   });
 
   it('scopes the key policy statements of service principals to this account', () => {
