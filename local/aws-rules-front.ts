@@ -16,6 +16,9 @@ import { randomUUID } from 'node:crypto';
 /** Query parameters that address something other than the object itself (multipart uploads, ACLs, tags, ...). */
 const SUBRESOURCES = ['uploadId', 'uploads', 'partNumber', 'acl', 'tagging', 'attributes', 'legal-hold', 'retention', 'torrent', 'renameObject'];
 
+/** The path of a request, without its query. */
+const pathOf = (request: IncomingMessage): string => new URL(request.url ?? '/', 'http://front').pathname;
+
 /** The bucket and key of a path-style object request (`/bucket/key...`), when it is one. */
 function objectOf(url: string): { bucket: string; key: string; query: URLSearchParams } | undefined {
   const parsed = new URL(url, 'http://front');
@@ -90,20 +93,18 @@ export async function startAwsRulesFront(upstreamEndpoint: string, port = 0): Pr
     writes.set(key, queued);
     await previous;
     try {
-      const etag = await currentEtag(upstream, new URL(request.url ?? '/', 'http://front').pathname);
       const ifNoneMatch = request.headers['if-none-match'];
       const ifMatch = request.headers['if-match'];
-      if (ifNoneMatch === '*' && etag !== undefined) {
-        s3Error(response, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
-        return;
-      }
-      if (ifMatch !== undefined && etag === undefined) {
-        s3Error(response, 404, 'NoSuchKey', 'The specified key does not exist.');
-        return;
-      }
-      if (ifMatch !== undefined && ifMatch !== etag) {
-        s3Error(response, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
-        return;
+      if (ifNoneMatch !== undefined || ifMatch !== undefined) {
+        const etag = await currentEtag(upstream, pathOf(request));
+        if (ifMatch !== undefined && etag === undefined) {
+          s3Error(response, 404, 'NoSuchKey', 'The specified key does not exist.');
+          return;
+        }
+        if ((ifNoneMatch === '*' && etag !== undefined) || (ifMatch !== undefined && ifMatch !== etag)) {
+          s3Error(response, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
+          return;
+        }
       }
       await forward(upstream, request, response, body);
     } finally {
@@ -114,7 +115,7 @@ export async function startAwsRulesFront(upstreamEndpoint: string, port = 0): Pr
 
   /** A read of an object: a missing key answers 403, as S3 answers a caller that cannot list the bucket. */
   const objectRead = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
-    const etag = await currentEtag(upstream, new URL(request.url ?? '/', 'http://front').pathname);
+    const etag = await currentEtag(upstream, pathOf(request));
     if (etag === undefined) {
       if (request.method === 'HEAD') {
         response.writeHead(403, { 'x-amz-request-id': randomUUID() });

@@ -3,6 +3,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { backfillTimeReserveMs } from '../../functions/shared/resources';
 import { API_KEY, startHarness, type Harness } from './harness';
 
 let h: Harness;
@@ -31,7 +32,7 @@ it('a backfill killed half-way resumes from its checkpoint and re-fetches at mos
       queueUrl: h.queue.url,
       queueArn: h.queue.arn,
       functionTimeoutSeconds: h.queue.functionTimeoutSeconds,
-      timeReserveMs: h.dependencies().timeReserveMs,
+      timeReserveMs: backfillTimeReserveMs(h.timeScale),
       apiUrl: h.fake.url,
       apiKey: API_KEY,
     }),

@@ -47,7 +47,7 @@ export interface Harness {
   /** Backfill requests onto the current case's queue. */
   readonly requests: QueuedBackfillRequests;
   readonly dependencies: (overrides?: Partial<BackfillHandlerDependencies>) => BackfillHandlerDependencies;
-  /** A fresh backfill queue and fresh fake API counters for the case that starts. */
+  /** A fresh backfill queue, the starting faults and fresh fake API counters for the case that starts. */
   beginCase(): Promise<void>;
   /** Stops the mappings the case started, waiting for their invocations. */
   endCase(): Promise<void>;
@@ -130,7 +130,8 @@ export async function startHarness(options: {
       caseQueue = await createLocalQueue({ sqs, sqsEndpoint: sqsAndS3.endpoint, timeScale }, QUEUES.backfill, `case${cases}-`);
       queue = new SqsBackfillQueue(sqs, caseQueue.url);
       requests = new QueuedBackfillRequests({ statuses, queue });
-      fake.setFaults({});
+      // The faults the harness was started with, not those a previous case set.
+      fake.setFaults(options.fake?.faults ?? {});
       fake.resetCounters();
     },
     endCase: stopMappings,
