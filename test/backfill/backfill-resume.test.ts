@@ -10,9 +10,11 @@ let h: Harness;
 let child: ChildProcess | undefined;
 
 before(async () => {
-  // Slow answers, so that the kill lands in the middle of the job; a 1 s backfill timeout, so the
-  // killed invocation's message reappears 6 s later.
-  h = await startHarness({ fake: { faults: { delayMs: 150 } }, timeScale: 1 / 120 });
+  // Slow answers, so that the kill lands in the middle of the job. The harness's time scale (3 s
+  // timeout, 0.75 s reserve) keeps invocations from timing out on a loaded machine: a timeout would
+  // re-fetch a window of its own, beside the one the kill re-fetches. (At 1/120, a 0.25 s reserve
+  // against 150 ms answers, CI saw it.) The killed invocation's message reappears 18 s later.
+  h = await startHarness({ fake: { faults: { delayMs: 150 } } });
 });
 after(async () => {
   if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
