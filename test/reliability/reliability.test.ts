@@ -180,7 +180,11 @@ describe(`reliability storm (STORM_SEED=${SEED} STORM_SIZE=${SIZE})`, { timeout:
 
     // Wait until the pipeline is quiet: both queues empty (poison moved to the DLQ), every backfill finished.
     const poisonCopies = [...oracle.poisonIds].reduce((sum, id) => sum + (pipeline.enqueued.get(id) ?? 0), 0);
-    const deadline = Date.now() + 120_000 + SIZE * 2_000;
+    // A backfill job whose step failed (an injected SQS or Vital fault) comes back one visibility
+    // timeout later, and may fail again up to its last receive: allow for that many, as scaled.
+    const { backfill: backfillQueue } = pipeline.resources.queues;
+    const redeliveriesMs = (backfillQueue.definition.maxReceiveCount - 1) * backfillQueue.visibilityTimeoutSeconds * 1000;
+    const deadline = Date.now() + 120_000 + SIZE * 2_000 + redeliveriesMs;
     for (let quietChecks = 0; quietChecks < 3; ) {
       const [events, backfill] = await Promise.all([
         pipeline.queueDepth(pipeline.resources.queues.events.url),
