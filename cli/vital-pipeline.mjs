@@ -6,9 +6,6 @@ if (major < 22) {
   process.stderr.write(`vital-pipeline: needs Node 22 or later, this is ${process.version} (run it through npx or npm, which use the project's Node)\n`);
   process.exit(1);
 }
-// tsx transforms synchronously; esbuild's default worker-thread path for that can wait forever in
-// Atomics.wait when its service process dies (seen in CI). Its per-call child process path cannot.
-process.env.ESBUILD_WORKER_THREADS ??= '0';
 const { register } = await import('tsx/esm/api');
 register();
 await import('./main.ts');

@@ -46,13 +46,8 @@ function environment(): NodeJS.ProcessEnv {
   };
 }
 
-/**
- * `npm start`'s own command, from package.json (its leading `NAME=value` words are environment):
- * run without npm in between, its exit code is the pipeline's.
- */
-const startScript = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(' ');
-const startEnvironment = Object.fromEntries(startScript.filter((word) => /^[A-Z_]+=/.test(word)).map((word) => word.split('=', 2) as [string, string]));
-const startCommand = startScript.filter((word) => !/^[A-Z_]+=/.test(word));
+/** `npm start`'s own command, from package.json: run without npm in between, its exit code is the pipeline's. */
+const startCommand = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(' ');
 
 /**
  * Runs the pipeline with `--fast-retries` (a poison event exhausts its 5 receives in about 30 s),
@@ -61,8 +56,7 @@ const startCommand = startScript.filter((word) => !/^[A-Z_]+=/.test(word));
  */
 async function startPipeline(how: 'npm' | 'direct' = 'npm'): Promise<RunningProcess> {
   const [command, ...args] = how === 'npm' ? ['npm', 'start', '--'] : startCommand;
-  const env = how === 'npm' ? environment() : { ...environment(), ...startEnvironment };
-  const child = spawn(command!, [...args, '--fast-retries'], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command!, [...args, '--fast-retries'], { cwd: root, env: environment(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
