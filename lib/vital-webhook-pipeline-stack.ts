@@ -10,7 +10,7 @@ import { acknowledgeAcceptedFindings } from './compliance';
 import { PipelineAlarms } from './constructs/pipeline-alarms';
 import { grantObjectAccess, grantSecretRead } from './constructs/object-grants';
 import type { Construct } from 'constructs';
-import { BUCKET, QUEUES, TABLES, type QueueDefinition } from '../functions/shared/resources';
+import { BUCKET, QUEUES, TABLES, type PipelineFunctionName, type QueueDefinition } from '../functions/shared/resources';
 import { PipelineFunction } from './constructs/pipeline-function';
 import { PipelineQueue } from './constructs/pipeline-queue';
 import { PipelineTables } from './constructs/pipeline-tables';
@@ -89,6 +89,8 @@ function secretOrPlaceholder(
  */
 export class VitalWebhookPipelineStack extends Stack {
   readonly webhookUrl: string;
+  /** The three functions, by the name the local runner and the tests give them. */
+  readonly functions: Readonly<Record<PipelineFunctionName, PipelineFunction>>;
 
   constructor(scope: Construct, id: string, props: VitalWebhookPipelineProps = {}) {
     super(scope, id, props);
@@ -232,6 +234,7 @@ export class VitalWebhookPipelineStack extends Stack {
     backfill.queue.grantSendMessages(backfiller);
     grantSecretRead(vitalApiKey, backfiller);
     backfiller.addEventSource(sqsEventSource(backfill.queue, backfillDefinition));
+    this.functions = { verifier: ingress.verifier, worker, backfill: backfiller };
 
     const alarmTopic = props.alarmTopic ?? new Topic(this, 'AlarmTopic', { masterKey: encryptionKey, enforceSSL: true });
     // Alarms publish as cloudwatch.amazonaws.com; the topic policy enforceSSL creates would refuse it.

@@ -6,6 +6,7 @@ import { startFauxqs } from 'fauxqs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startAwsRulesFront } from './aws-rules-front';
+import type { AccessEvaluator } from './aws-access';
 
 /**
  * The embedded stand-ins for AWS that the local pipeline and the tests run on: DynamoDB Local (AWS's
@@ -20,6 +21,8 @@ export const LOCAL_AWS = {
 
 export interface RunningStandIn {
   readonly endpoint: string;
+  /** Holds every request signed with a function's credentials to the stack's IAM policies (see `aws-access.ts`). */
+  enforce(access: AccessEvaluator | undefined): void;
   stop(): Promise<void>;
 }
 
@@ -46,11 +49,19 @@ export interface StandInClients {
   destroy(): void;
 }
 
-/** Clients for the stand-ins; S3 path-style, as local endpoints have no per-bucket host names. */
-export function standInClients(endpoints: { readonly dynamodb: string; readonly sqs: string; readonly s3: string }): StandInClients {
-  const dynamodb = new DynamoDBClient({ endpoint: endpoints.dynamodb, ...LOCAL_AWS });
-  const sqs = new SQSClient({ endpoint: endpoints.sqs, ...LOCAL_AWS });
-  const s3 = new S3Client({ endpoint: endpoints.s3, forcePathStyle: true, ...LOCAL_AWS });
+/**
+ * Clients for the stand-ins; S3 path-style, as local endpoints have no per-bucket host names. They
+ * sign as the administrator unless given a function's credentials (`functionCredentials`), whose
+ * requests the stand-ins hold to that function's role once IAM is enforced.
+ */
+export function standInClients(
+  endpoints: { readonly dynamodb: string; readonly sqs: string; readonly s3: string },
+  credentials: { readonly accessKeyId: string; readonly secretAccessKey: string } = LOCAL_AWS.credentials,
+): StandInClients {
+  const settings = { region: LOCAL_AWS.region, credentials };
+  const dynamodb = new DynamoDBClient({ endpoint: endpoints.dynamodb, ...settings });
+  const sqs = new SQSClient({ endpoint: endpoints.sqs, ...settings });
+  const s3 = new S3Client({ endpoint: endpoints.s3, forcePathStyle: true, ...settings });
   return { dynamodb, sqs, s3, destroy: () => [dynamodb, sqs, s3].forEach((client) => client.destroy()) };
 }
 
@@ -67,12 +78,13 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * Starts DynamoDB Local in memory, or persisted under `dataDir`. Resolves once it answers requests.
- * `sharedDb` makes one database for every access key and region, as the CLI and the handlers use the
- * same stand-in credentials anyway.
+ * Starts DynamoDB Local in memory, or persisted under `dataDir`, behind the front that applies the
+ * AWS rules it does not (`aws-rules-front.ts`): the endpoint is the front's, on loopback (`port`, or
+ * a free one). Resolves once it answers requests. `sharedDb` makes one database for every access key
+ * and region, as each function signs with credentials of its own.
  */
 export async function startDynamoDbLocal(options: { dataDir?: string; port?: number } = {}): Promise<RunningStandIn> {
-  const port = options.port ?? (await freePort());
+  const port = await freePort();
   const child = spawnDynamoDbLocal({ port, sharedDb: true, path: options.dataDir ?? null, stdio: 'ignore' });
   const endpoint = `http://127.0.0.1:${port}`;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -99,16 +111,27 @@ export async function startDynamoDbLocal(options: { dataDir?: string; port?: num
   // error), kill it on the way out rather than leave it orphaned.
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
-  return {
-    endpoint,
-    stop: async () => {
-      process.off('exit', killOnExit);
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await Promise.race([exited, sleep(5_000).then(() => child.kill('SIGKILL'))]);
-      }
-    },
+  const stopDynamoDbLocal = async () => {
+    process.off('exit', killOnExit);
+    if (child.exitCode === null) {
+      child.kill('SIGTERM');
+      await Promise.race([exited, sleep(5_000).then(() => child.kill('SIGKILL'))]);
+    }
   };
+  try {
+    const front = await startAwsRulesFront(endpoint, options.port ?? 0);
+    return {
+      endpoint: front.endpoint,
+      enforce: front.enforce,
+      stop: async () => {
+        await front.stop();
+        await stopDynamoDbLocal();
+      },
+    };
+  } catch (error) {
+    await stopDynamoDbLocal();
+    throw error;
+  }
 }
 
 /**
@@ -125,6 +148,7 @@ export async function startSqsAndS3(options: { dataDir?: string; port?: number }
     const front = await startAwsRulesFront(`http://127.0.0.1:${server.port}`, options.port ?? 0);
     return {
       endpoint: front.endpoint,
+      enforce: front.enforce,
       stop: async () => {
         await front.stop();
         await server.stop();

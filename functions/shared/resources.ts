@@ -82,6 +82,9 @@ export const TABLES = {
   },
 } as const satisfies Record<string, TableDefinition>;
 
+/** The pipeline's functions, as the stack, the local runner and the tests name them. */
+export type PipelineFunctionName = 'verifier' | 'worker' | 'backfill';
+
 /** The route Vital delivers to, on the HTTP API in AWS and on the local endpoint alike. */
 export const WEBHOOK_ROUTE = { method: 'POST', path: '/webhooks/vital' } as const;
 

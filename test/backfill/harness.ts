@@ -14,6 +14,8 @@ import { backfillTimeReserveMs, QUEUES } from '../../functions/shared/resources'
 import { SqsEventSourceMapping } from '../../local/event-source-mapping';
 import { startFakeVitalApi, type FakeVitalApi, type FakeVitalApiOptions } from '../../local/fake-vital-api';
 import { createLocalQueue, createLocalResources, type LocalQueue, type LocalResources } from '../../local/local-resources';
+import { functionCredentials } from '../../local/aws-access';
+import { enforceStackAccess } from '../../local/stack-access';
 import { standInClients, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 
 /**
@@ -81,15 +83,31 @@ export async function startHarness(options: {
   const statuses = new DynamoDbBackfillStatusStore(documents, resources.tables.backfills);
   const records = new DynamoDbRecordStore(documents, { summariesTable: resources.tables.summaries, timeseriesTable: resources.tables.timeseries });
   const streams = new S3WorkoutStreamStore(s3, resources.bucket);
+
+  // The backfill runs as its role, and notices are queued as the worker's role, both held to the
+  // stack's IAM policies; the harness's own checks read as the administrator.
+  const endpoints = { dynamodb: dynamo.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint };
+  const backfillClients = standInClients(endpoints, functionCredentials('backfill'));
+  const workerClients = standInClients(endpoints, functionCredentials('worker'));
+  const asBackfill = DynamoDBDocumentClient.from(backfillClients.dynamodb, { marshallOptions: { removeUndefinedValues: true } });
+  const asWorker = DynamoDBDocumentClient.from(workerClients.dynamodb, { marshallOptions: { removeUndefinedValues: true } });
+  const backfillStores = {
+    statuses: new DynamoDbBackfillStatusStore(asBackfill, resources.tables.backfills),
+    records: new DynamoDbRecordStore(asBackfill, { summariesTable: resources.tables.summaries, timeseriesTable: resources.tables.timeseries }),
+    streams: new S3WorkoutStreamStore(backfillClients.s3, resources.bucket),
+  };
+  const workerStatuses = new DynamoDbBackfillStatusStore(asWorker, resources.tables.backfills);
+  /** The stack's IAM over the stand-ins, with the backfill queue of the case. */
+  const enforceIam = (queueUrl: string) => enforceStackAccess(standIns, { ...resources.environment, [QUEUES.backfill.envVar]: queueUrl });
+
   let caseQueue = resources.queues.backfill;
-  let queue = new SqsBackfillQueue(sqs, caseQueue.url);
-  let requests = new QueuedBackfillRequests({ statuses, queue });
+  let queue = new SqsBackfillQueue(backfillClients.sqs, caseQueue.url);
+  let requests = new QueuedBackfillRequests({ statuses: workerStatuses, queue: new SqsBackfillQueue(workerClients.sqs, caseQueue.url) });
+  enforceIam(caseQueue.url);
   let cases = 0;
 
   const dependencies = (overrides: Partial<BackfillHandlerDependencies> = {}): BackfillHandlerDependencies => ({
-    statuses,
-    records,
-    streams,
+    ...backfillStores,
     queue,
     source: new VitalApiClient({
       baseUrl: fake.url,
@@ -128,16 +146,18 @@ export async function startHarness(options: {
       await stopMappings();
       cases += 1;
       caseQueue = await createLocalQueue({ sqs, sqsEndpoint: sqsAndS3.endpoint, timeScale }, QUEUES.backfill, `case${cases}-`);
-      queue = new SqsBackfillQueue(sqs, caseQueue.url);
-      requests = new QueuedBackfillRequests({ statuses, queue });
+      enforceIam(caseQueue.url);
+      queue = new SqsBackfillQueue(backfillClients.sqs, caseQueue.url);
+      requests = new QueuedBackfillRequests({ statuses: workerStatuses, queue: new SqsBackfillQueue(workerClients.sqs, caseQueue.url) });
       // The faults the harness was started with, not those a previous case set.
       fake.setFaults(options.fake?.faults ?? {});
       fake.resetCounters();
     },
     endCase: stopMappings,
     startBackfill: async ({ concurrency, overrides } = {}) => {
+      // Lambda polls the queue with the function's role.
       const mapping = await new SqsEventSourceMapping({
-        sqs,
+        sqs: backfillClients.sqs,
         queueUrl: caseQueue.url,
         queueArn: caseQueue.arn,
         settings: { ...QUEUES.backfill, maxConcurrency: concurrency ?? QUEUES.backfill.maxConcurrency },
@@ -165,7 +185,7 @@ export async function startHarness(options: {
     stop: async () => {
       await stopMappings();
       await fake.stop();
-      clients.destroy();
+      [clients, backfillClients, workerClients].forEach((each) => each.destroy());
       await Promise.all(standIns.map((standIn) => standIn.stop()));
     },
   };

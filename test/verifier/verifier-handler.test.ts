@@ -8,7 +8,10 @@ import { SqsEventQueue } from '../../functions/adapters/event-queue';
 import { S3ClaimCheckStore } from '../../functions/adapters/claim-check-store';
 import { CachedSigningSecrets, StaticSigningSecrets, type SigningSecretSource } from '../../functions/adapters/signing-secret-source';
 import { decodeQueuedEvent } from '../../functions/domain/queued-event';
-import { LOCAL_AWS, startSqsAndS3 } from '../../local/stand-ins';
+import { BUCKET, QUEUES } from '../../functions/shared/resources';
+import { functionCredentials } from '../../local/aws-access';
+import { enforceStackAccess } from '../../local/stack-access';
+import { LOCAL_AWS, standInClients, startSqsAndS3, type StandInClients } from '../../local/stand-ins';
 import { newSigningSecret, svixHeaders } from '../support/signing';
 import { webhookRequestEvent } from '../support/http-api-event';
 
@@ -29,6 +32,8 @@ describe('verifier handler against SQS and S3 (fauxqs)', () => {
   let stop: () => Promise<void>;
   let sqs: SQSClient;
   let s3: S3Client;
+  /** The verifier's clients: held to its role's policies from the synthesized stack. */
+  let asVerifier: StandInClients;
   let queueUrl: string;
   const bucket = 'raw-bodies-test';
   const secret = newSigningSecret();
@@ -40,9 +45,12 @@ describe('verifier handler against SQS and S3 (fauxqs)', () => {
     s3 = new S3Client({ endpoint: standIn.endpoint, forcePathStyle: true, ...LOCAL_AWS });
     queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'events-test' }))).QueueUrl!;
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    enforceStackAccess([standIn], { [QUEUES.events.envVar]: queueUrl, [BUCKET.envVar]: bucket });
+    asVerifier = standInClients({ dynamodb: standIn.endpoint, sqs: standIn.endpoint, s3: standIn.endpoint }, functionCredentials('verifier'));
   });
 
   after(async () => {
+    asVerifier.destroy();
     sqs.destroy();
     s3.destroy();
     await stop();
@@ -51,7 +59,12 @@ describe('verifier handler against SQS and S3 (fauxqs)', () => {
   const handlerWith = (queue: string, maxMessageBytes?: number, secrets: SigningSecretSource = new StaticSigningSecrets(secret)) =>
     createVerifierHandler({
       secrets,
-      queue: new SqsEventQueue({ sqs, queueUrl: queue, claimChecks: new S3ClaimCheckStore(s3, bucket), maxMessageBytes }),
+      queue: new SqsEventQueue({
+        sqs: asVerifier.sqs,
+        queueUrl: queue,
+        claimChecks: new S3ClaimCheckStore(asVerifier.s3, bucket),
+        maxMessageBytes,
+      }),
       now: () => new Date('2026-11-22T10:00:00.000Z'),
     });
 

@@ -12,10 +12,12 @@ import { QueuedBackfillRequests, SqsBackfillQueue } from '../../functions/adapte
 import { DynamoDbBackfillStatusStore } from '../../functions/adapters/backfill-status-store';
 import { newMessageId } from '../../functions/domain/message-order';
 import { encodeAttributes, type ClaimCheck } from '../../functions/domain/queued-event';
-import { BUCKET, TABLES } from '../../functions/shared/resources';
+import { BUCKET, QUEUES, TABLES } from '../../functions/shared/resources';
 import { createTables } from '../../local/provision';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { LOCAL_AWS, startDynamoDbLocal, startSqsAndS3 } from '../../local/stand-ins';
+import { functionCredentials } from '../../local/aws-access';
+import { enforceStackAccess } from '../../local/stack-access';
+import { LOCAL_AWS, standInClients, startDynamoDbLocal, startSqsAndS3 } from '../../local/stand-ins';
 
 /**
  * The worker on real stand-ins: DynamoDB Local with the project's tables, fauxqs for S3 (claim
@@ -49,17 +51,31 @@ export async function startWorkerHarness(): Promise<WorkerHarness> {
   const s3 = new S3Client({ endpoint: sqsAndS3.endpoint, forcePathStyle: true, ...LOCAL_AWS });
   const bucket = 'worker-test-bodies';
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-  const env = await createTables(client, `worker${(prefixCounter += 1)}-`);
+  const tables = await createTables(client, `worker${(prefixCounter += 1)}-`);
   const records = new DynamoDbRecordStore(documents, {
-    summariesTable: env[TABLES.summaries.envVar]!,
-    timeseriesTable: env[TABLES.timeseries.envVar]!,
+    summariesTable: tables[TABLES.summaries.envVar]!,
+    timeseriesTable: tables[TABLES.timeseries.envVar]!,
   });
-  const connections = new DynamoDbConnectionStore(documents, env[TABLES.connections.envVar]!);
+  const connections = new DynamoDbConnectionStore(documents, tables[TABLES.connections.envVar]!);
   const sqs = new SQSClient({ endpoint: sqsAndS3.endpoint, ...LOCAL_AWS });
   const backfillQueueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `worker-backfill-${prefixCounter}` }))).QueueUrl!;
-  const backfillStatuses = new DynamoDbBackfillStatusStore(documents, env[TABLES.backfills.envVar]!);
-  const backfillRequests = new QueuedBackfillRequests({ statuses: backfillStatuses, queue: new SqsBackfillQueue(sqs, backfillQueueUrl) });
-  const dedupe = new PowertoolsDeliveryDedupe({ client, tableName: env[TABLES.deliveries.envVar]!, defaultRemainingMs: 30_000 });
+  const backfillStatuses = new DynamoDbBackfillStatusStore(documents, tables[TABLES.backfills.envVar]!);
+  const env: Record<string, string> = { ...tables, [BUCKET.envVar]: bucket, [QUEUES.backfill.envVar]: backfillQueueUrl };
+
+  // The worker's stores sign as its role, held to the stack's IAM policies; the checks above read as the administrator.
+  enforceStackAccess([dynamo, sqsAndS3], env);
+  const asWorker = standInClients({ dynamodb: dynamo.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint }, functionCredentials('worker'));
+  const workerDocuments = DynamoDBDocumentClient.from(asWorker.dynamodb, { marshallOptions: { removeUndefinedValues: true } });
+  const workerPorts = {
+    records: new DynamoDbRecordStore(workerDocuments, { summariesTable: env[TABLES.summaries.envVar]!, timeseriesTable: env[TABLES.timeseries.envVar]! }),
+    connections: new DynamoDbConnectionStore(workerDocuments, env[TABLES.connections.envVar]!),
+    backfillRequests: new QueuedBackfillRequests({
+      statuses: new DynamoDbBackfillStatusStore(workerDocuments, env[TABLES.backfills.envVar]!),
+      queue: new SqsBackfillQueue(asWorker.sqs, backfillQueueUrl),
+    }),
+    quarantine: new S3QuarantineStore(asWorker.s3, bucket, BUCKET.prefixes.quarantine),
+  };
+  const dedupe = new PowertoolsDeliveryDedupe({ client: asWorker.dynamodb, tableName: env[TABLES.deliveries.envVar]!, defaultRemainingMs: 30_000 });
   return {
     client,
     documents,
@@ -72,12 +88,13 @@ export async function startWorkerHarness(): Promise<WorkerHarness> {
     sqs,
     backfillQueueUrl,
     dependencies: (overrides = {}) => ({
-      ports: { records, connections, backfillRequests, quarantine: new S3QuarantineStore(s3, bucket, BUCKET.prefixes.quarantine) },
+      ports: workerPorts,
       dedupe,
-      claimChecks: new S3ClaimCheckStore(s3, bucket),
+      claimChecks: new S3ClaimCheckStore(asWorker.s3, bucket),
       ...overrides,
     }),
     stop: async () => {
+      asWorker.destroy();
       client.destroy();
       s3.destroy();
       sqs.destroy();

@@ -56,7 +56,7 @@ describe('worker batches', () => {
       storeSummary: async () => {
         throw new Error('injected write failure');
       },
-      storeTimeseries: (input: Parameters<typeof harness.records.storeTimeseries>[0]) => harness.records.storeTimeseries(input),
+      storeTimeseries: (input: Parameters<typeof harness.records.storeTimeseries>[0]) => harness.dependencies().ports.records.storeTimeseries(input),
     } };
     const event = exampleEvent('daily.data.sleep.created', { userId: 'user-failed-first' });
     const identity = delivery('2024-05-14T15:00:00Z');

@@ -1,3 +1,4 @@
+import { S3ClaimCheckStore } from '../../functions/adapters/claim-check-store';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -54,7 +55,7 @@ describe('worker on DynamoDB Local and fauxqs S3', () => {
   });
 
   it('processes the same delivery three times into one record, skipping the repeats', async () => {
-    const counting = countingStore(harness.records);
+    const counting = countingStore(harness.dependencies().ports.records);
     const event = exampleEvent('daily.data.sleep.created', { userId: 'user-dup' });
     const identity = delivery('2024-05-14T12:00:00Z');
     for (let attempt = 0; attempt < 3; attempt += 1) {
@@ -123,9 +124,9 @@ describe('worker on DynamoDB Local and fauxqs S3', () => {
     const flaky: RecordStore = {
       storeSummary: async (input) => {
         if (input.object.id === failing) throw new Error('injected write failure');
-        return harness.records.storeSummary(input);
+        return harness.dependencies().ports.records.storeSummary(input);
       },
-      storeTimeseries: (input) => harness.records.storeTimeseries(input),
+      storeTimeseries: (input) => harness.dependencies().ports.records.storeTimeseries(input),
     };
     const records = events.map((event, index) => sqsRecord(event, delivery(`2024-05-14T12:0${index}:00Z`)));
     const first = await run(records, { ports: { ...harness.dependencies().ports, records: flaky } });
@@ -180,7 +181,8 @@ describe('worker on DynamoDB Local and fauxqs S3', () => {
   it('reads a claim-checked body back from the bucket', async () => {
     const event = exampleEvent('daily.data.heartrate.created', { userId: 'user-claim', sampleCount: 50 });
     const identity = delivery('2024-05-14T12:00:00Z');
-    const claimCheck = await harness.dependencies().claimChecks.put(`raw-bodies/2024-05-14/${identity.svixId}.json`, JSON.stringify(event));
+    // The verifier writes claim checks; the worker's role may only read them.
+    const claimCheck = await new S3ClaimCheckStore(harness.s3, harness.bucket).put(`raw-bodies/2024-05-14/${identity.svixId}.json`, JSON.stringify(event));
     const response = await run([sqsRecord(event, identity, { claimCheck })]);
     assert.deepEqual(response.batchItemFailures, []);
     assert.equal((await harness.records.readTimeseries('user-claim', 'heartrate', range)).samples.length, 50);

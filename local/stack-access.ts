@@ -1,0 +1,47 @@
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
+import type { PipelineFunctionName } from '../functions/shared/resources';
+import { VitalWebhookPipelineStack } from '../lib/vital-webhook-pipeline-stack';
+import { AccessEvaluator } from './aws-access';
+import type { RunningStandIn } from './stand-ins';
+import { LOCAL_ACCOUNT, localAccessModel, type SynthesizedTemplate } from './synthesized-access';
+
+/**
+ * The stack's IAM, held over the stand-ins: the app is synthesized in process (no bundling) with
+ * the stand-ins' account and region, and its policies are resolved onto the local resources.
+ */
+
+interface SynthesizedStack {
+  readonly template: SynthesizedTemplate;
+  readonly functions: Readonly<Record<PipelineFunctionName, string>>;
+}
+
+let synthesized: SynthesizedStack | undefined;
+
+/** The stack as `cdk deploy` would create it (default settings), synthesized once per process. */
+export function synthesizedStack(): SynthesizedStack {
+  if (!synthesized) {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new VitalWebhookPipelineStack(app, 'VitalWebhookPipeline', {
+      env: { account: LOCAL_ACCOUNT.accountId, region: LOCAL_ACCOUNT.region },
+    });
+    const functions = Object.fromEntries(
+      Object.entries(stack.functions).map(([name, fn]) => [name, stack.getLogicalId(fn.node.defaultChild as CfnFunction)]),
+    ) as Record<PipelineFunctionName, string>;
+    synthesized = { template: Template.fromStack(stack).toJSON() as SynthesizedTemplate, functions };
+  }
+  return synthesized;
+}
+
+/**
+ * From now on, every request a function signs (with `functionCredentials`) to these stand-ins is
+ * evaluated against the stack's policies, resolved onto the resources `localEnvironment` names (the
+ * handlers' environment variables). Call again when the resources change (a test case's new queue).
+ */
+export function enforceStackAccess(standIns: readonly RunningStandIn[], localEnvironment: Readonly<Record<string, string>>): AccessEvaluator {
+  const { template, functions } = synthesizedStack();
+  const access = new AccessEvaluator(localAccessModel(template, functions, localEnvironment));
+  for (const standIn of standIns) standIn.enforce(access);
+  return access;
+}
