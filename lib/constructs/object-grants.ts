@@ -3,6 +3,15 @@ import { PolicyStatement, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct, type IConstruct } from 'constructs';
+import { acceptNamedSecretDecrypt, acceptObjectPrefixGrant } from '../compliance';
+
+/** The construct that holds a grantee's policy: its role. */
+function roleOf(grantee: IGrantable): IConstruct {
+  const principal = grantee.grantPrincipal;
+  if (!Construct.isConstruct(principal)) throw new Error('The pipeline grants only to roles of the stack');
+  return principal;
+}
 
 /**
  * Grants exactly `actions` on the objects under one prefix of a KMS-encrypted bucket, and the key
@@ -19,6 +28,7 @@ export function grantObjectAccess(
   grantee.grantPrincipal.addToPrincipalPolicy(
     new PolicyStatement({ actions: [...actions], resources: [bucket.arnForObjects(`${prefix}*`)] }),
   );
+  acceptObjectPrefixGrant(roleOf(grantee), bucket, prefix);
   const keyActions = actions.includes('s3:PutObject') ? ['kms:Decrypt', 'kms:GenerateDataKey'] : ['kms:Decrypt'];
   encryptionKey.grant(grantee, ...keyActions);
 }
@@ -43,4 +53,5 @@ export function grantSecretRead(secret: ISecret, grantee: IGrantable): void {
       },
     }),
   );
+  acceptNamedSecretDecrypt(roleOf(grantee));
 }

@@ -3,10 +3,12 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SERVICE_NAME } from '../../functions/shared/service';
+import { acceptFunctionFindings } from '../compliance';
 
 const projectRoot = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const functionsDir = path.join(projectRoot, 'functions');
@@ -32,6 +34,9 @@ export interface PipelineFunctionProps {
  * (minified, tree-shaken, source maps), structured JSON logs in its own encrypted log group, and
  * X-Ray tracing unless the deployment turns it off. The AWS SDK v3 is left to the runtime, which
  * ships it: bundling it would add hundreds of kilobytes to every cold start for no gain in behaviour.
+ *
+ * Its role may write only to its own log group. (The usual AWSLambdaBasicExecutionRole would let
+ * it create and write any log group of the account: `logs:*` actions on `Resource: *`.)
  */
 export class PipelineFunction extends NodejsFunction {
   constructor(scope: Construct, id: string, props: PipelineFunctionProps) {
@@ -40,7 +45,13 @@ export class PipelineFunction extends NodejsFunction {
       encryptionKey: props.encryptionKey,
       removalPolicy: props.removalPolicy,
     });
+    const role = new Role(scope, `${id}ServiceRole`, {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `Runs the ${id} function of the Vital webhook pipeline`,
+    });
+    logGroup.grantWrite(role);
     super(scope, id, {
+      role,
       entry: path.join(functionsDir, props.entry),
       projectRoot,
       depsLockFilePath: path.join(projectRoot, 'package-lock.json'),
@@ -67,5 +78,6 @@ export class PipelineFunction extends NodejsFunction {
         externalModules: ['@aws-sdk/*'],
       },
     });
+    acceptFunctionFindings(this, role, { tracing: props.tracing });
   }
 }

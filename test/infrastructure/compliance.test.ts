@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { App, RemovalPolicy } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks, HIPAASecurityChecks } from 'cdk-nag';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { VitalWebhookPipelineStack } from '../../lib/vital-webhook-pipeline-stack';
 import { METRICS_NAMESPACE } from '../../functions/shared/service';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -26,12 +27,27 @@ describe('cdk-nag', () => {
     for (const [variant, checked] of Object.entries(variants)) {
       it(`${pack.readPackName} (${variant}): no finding is left unaccepted`, () => {
         const report = pack.validateScope(checked);
-        const findings = report.violations.map((violation) => `${violation.ruleName} at ${violation.violatingResources.map((r) => r.resourceLogicalId).join(', ')}`);
+        const findings = report.violations.map((violation) => `${violation.ruleName} at ${violation.violatingResources.map((r) => r.constructPath ?? r.resourceLogicalId).join(', ')}`);
         assert.deepEqual(findings, []);
         assert.equal(report.success, true);
       });
     }
   }
+
+  it('accepts no finding for the whole stack: each acknowledgement sits on the resource it concerns', () => {
+    for (const checked of Object.values(variants)) {
+      const onStack = checked.node.metadata.filter((entry) => entry.type === 'aws:cdk:acknowledged-rules');
+      assert.deepEqual(onStack, [], 'no acknowledgement on the stack itself');
+    }
+  });
+
+  it('still reports a wildcard added later to a function\'s role', () => {
+    const later = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const widened = new VitalWebhookPipelineStack(later, 'Widened', { env: { account: '123456789012', region: 'us-east-1' } });
+    widened.functions.worker.addToRolePolicy(new PolicyStatement({ actions: ['s3:Get*'], resources: ['arn:aws:s3:::some-bucket/*'] }));
+    const findings = new AwsSolutionsChecks().validateScope(widened).violations.map((violation) => violation.ruleName);
+    assert.deepEqual(findings.sort(), ['AwsSolutions-IAM5[Action::s3:Get*]', 'AwsSolutions-IAM5[Resource::arn:aws:s3:::some-bucket/*]']);
+  });
 
   it('gives every accepted finding a written reason', () => {
     const acknowledged = stack.node.findAll().flatMap((construct) =>

@@ -90,6 +90,20 @@ describe('rules AWS enforces at deploy time, checked on the template', () => {
     assert.ok(logs.Condition.ArnLike['kms:EncryptionContext:aws:logs:arn'], 'CloudWatch Logs only for log groups of this account');
   });
 
+  it('lets each function write only to its own log group: no managed policy with logs actions on every group', () => {
+    const functions = ofType(template, 'AWS::Lambda::Function');
+    assert.equal(functions.length, 3);
+    for (const [id, fn] of functions) {
+      const roleId = fn.Properties.Role['Fn::GetAtt'][0];
+      assert.equal(template.Resources[roleId]!.Properties.ManagedPolicyArns, undefined, `${id}'s role has no managed policy`);
+      const logGroupId = fn.Properties.LoggingConfig.LogGroup.Ref;
+      const policies = ofType(template, 'AWS::IAM::Policy').filter(([, policy]) => policy.Properties.Roles.some((role: { Ref: string }) => role.Ref === roleId));
+      const logStatements = policies.flatMap(([, policy]) => statements(policy.Properties.PolicyDocument)).filter((statement) => actions(statement).some((action) => action.startsWith('logs:')));
+      assert.deepEqual(logStatements.flatMap(actions).sort(), ['logs:CreateLogStream', 'logs:PutLogEvents'], id);
+      for (const statement of logStatements) assert.deepEqual(statement.Resource, { 'Fn::GetAtt': [logGroupId, 'Arn'] }, `${id} writes to its own log group`);
+    }
+  });
+
   it('keeps data when the stack is deleted, but not the orphans of a first create that rolls back', () => {
     const stateful = ['AWS::KMS::Key', 'AWS::DynamoDB::GlobalTable', 'AWS::S3::Bucket', 'AWS::SQS::Queue', 'AWS::SecretsManager::Secret', 'AWS::Logs::LogGroup'];
     for (const type of stateful) {

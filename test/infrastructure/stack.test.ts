@@ -129,6 +129,8 @@ describe('VitalWebhookPipelineStack', () => {
       'secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret',
       'kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:GenerateDataKey*', 'kms:ReEncrypt*',
       'xray:PutTraceSegments', 'xray:PutTelemetryRecords',
+      // Its own log group only (deploy-rules.test.ts).
+      'logs:CreateLogStream', 'logs:PutLogEvents',
     ]);
     const actions = actionsOf(verifier);
     for (const action of actions) assert.ok(allowed.has(action), `verifier must not be granted ${action}`);
