@@ -173,7 +173,9 @@ function vitalTime(ms: number): string {
 }
 
 function between(random: () => number, min: number, max: number, decimals: number): number {
-  return Number((min + random() * (max - min)).toFixed(decimals));
+  // `+ 0` turns the -0 that rounding a small negative gives into 0: JSON has no -0, so an example
+  // holding one would not read back equal to itself.
+  return Number((min + random() * (max - min)).toFixed(decimals)) + 0;
 }
 
 interface Context {
