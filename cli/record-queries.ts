@@ -115,13 +115,32 @@ export interface BackfillRow {
   readonly start_date: string;
   readonly end_date: string;
   readonly records: number;
+  /** Only while `waiting_for_api_key`: since when, why (status and path), when it tries again, and what to do. */
+  readonly waiting_since?: string;
+  readonly waiting_reason?: string;
+  readonly next_attempt_at?: string;
+  readonly hint?: string;
 }
 
-/** A user's backfills, one per (provider, resource): the latest run of each, with its last error. */
+/**
+ * What to do about backfills waiting for the Vital API key: store it where the target's backfill
+ * reads it. The runs then go on by themselves, from their checkpoints.
+ */
+export function apiKeyHint(stack: string | undefined): string {
+  return stack
+    ? `store the Vital API key: vital-pipeline secrets set --stack ${stack} --api-key-only; waiting backfills go on by themselves at their next try (within 15 minutes)`
+    : 'store the Vital API key: set VITAL_API_KEY and restart the local pipeline; waiting backfills go on by themselves at their next try';
+}
+
+/**
+ * A user's backfills, one per (provider, resource): the latest run of each, with its last error,
+ * and for a run waiting for the API key, the wait and `apiKeyHint(stack)`.
+ */
 export async function readBackfills(
   dynamodb: DynamoDBClient,
   table: string,
   userId: string,
+  target: { readonly stack?: string } = {},
 ): Promise<{ row: BackfillRow; lastError?: string }[]> {
   // Status items share the sort-key prefix of statusSortKey: `backfill#`.
   const prefix = `${statusSortKey({ userId, provider: '', resource: '' }).split('#')[0]}#`;
@@ -138,6 +157,14 @@ export async function readBackfills(
       start_date: status.startDate,
       end_date: status.endDate,
       records: status.recordsStored ?? 0,
+      ...(status.state === 'waiting_for_api_key'
+        ? {
+            ...(status.waitingSince ? { waiting_since: status.waitingSince } : {}),
+            ...(status.waitingReason ? { waiting_reason: status.waitingReason } : {}),
+            ...(status.nextAttemptAt ? { next_attempt_at: status.nextAttemptAt } : {}),
+            hint: apiKeyHint(target.stack),
+          }
+        : {}),
     },
     ...(status.lastError ? { lastError: status.lastError } : {}),
   }));

@@ -3,15 +3,22 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { dynamoDbClient } from './adapters/dynamodb-client';
 import { s3Client } from './adapters/s3-client';
 import { sqsClient } from './adapters/sqs-client';
-import { SqsBackfillQueue } from './adapters/backfill-requests';
 import { DynamoDbBackfillStatusStore } from './adapters/backfill-status-store';
 import { DynamoDbRecordStore } from './adapters/record-store';
-import { VitalApiClient, vitalApiBaseUrl, type VitalEnvironment, type VitalRegion } from './adapters/vital-api-client';
+import {
+  CachedApiKey,
+  VitalApiClient,
+  vitalApiBaseUrl,
+  type ApiKeySource,
+  type VitalEnvironment,
+  type VitalRegion,
+} from './adapters/vital-api-client';
 import { S3WorkoutStreamStore } from './adapters/workout-stream-store';
-import { parseJobMessage } from './domain/backfill-job';
+import { parseJobMessage, type BackfillJobMessage, type BackfillQueue } from './domain/backfill-job';
 import { BackfillRunner, type BackfillRunnerDependencies } from './domain/backfill-run';
 import { requiredEnv } from './shared/environment';
 import { backfillTimeReserveMs, BUCKET, QUEUES, TABLES } from './shared/resources';
@@ -28,6 +35,14 @@ export interface BackfillHandlerDependencies extends BackfillRunnerDependencies 
   readonly timeReserveMs?: number;
   /** Pages one invocation works on before handing the job back to the queue. @default unlimited */
   readonly maxPagesPerInvocation?: number;
+}
+
+/**
+ * A job gave up waiting for the API key: it is reported as a batch item failure, so SQS keeps the
+ * message and, after its receives, the backfill DLQ holds it for a replay once the key is stored.
+ */
+class ApiKeyNeverSetError extends Error {
+  override readonly name = 'ApiKeyNeverSetError';
 }
 
 /**
@@ -48,6 +63,16 @@ export function createBackfillHandler(deps: BackfillHandlerDependencies) {
         metrics.addMetric('BackfillFailures', MetricUnit.Count, 1);
         logger.error('Backfill failed', { resource, reason });
       },
+      // The reason names the status and the path, never the key.
+      waitingForApiKey: (resource, reason, waitedMs, retryInSeconds) => {
+        metrics.addMetric('BackfillWaitingForApiKey', MetricUnit.Count, 1);
+        logger.warn('Backfill waits for the Vital API key: store it in the key secret and the job goes on by itself', {
+          resource,
+          reason,
+          waitedMinutes: Math.floor(waitedMs / 60_000),
+          retryInSeconds,
+        });
+      },
     },
   });
   const timeReserveMs = deps.timeReserveMs ?? backfillTimeReserveMs();
@@ -58,7 +83,8 @@ export function createBackfillHandler(deps: BackfillHandlerDependencies) {
     logger.appendKeys({ userId: message.userId, provider: message.provider, job: message.type });
     try {
       if (message.type === 'workout_stream') {
-        await runner.runWorkoutStream(message);
+        const outcome = await runner.runWorkoutStream(message);
+        if (outcome === 'api_key_never_set') throw new ApiKeyNeverSetError('workout stream job: no working Vital API key for the whole wait');
         return;
       }
       logger.appendKeys({ resource: message.resource, runId: message.runId });
@@ -66,7 +92,12 @@ export function createBackfillHandler(deps: BackfillHandlerDependencies) {
       const outcome = await runner.runHistorical(message, () => pages++ < maxPages && context.getRemainingTimeInMillis() > timeReserveMs);
       if (outcome === 'continued') metrics.addMetric('BackfillContinuations', MetricUnit.Count, 1);
       logger.info('Backfill invocation done', { outcome });
+      if (outcome === 'api_key_never_set') throw new ApiKeyNeverSetError('historical job: no working Vital API key for the whole wait (status failed)');
     } catch (error) {
+      if (error instanceof ApiKeyNeverSetError) {
+        logger.error('Backfill gave up waiting for the Vital API key; SQS keeps the job, then the backfill DLQ', { reason: error.message });
+        throw error;
+      }
       if (message.type === 'historical' && Number(record.attributes.ApproximateReceiveCount) >= QUEUES.backfill.maxReceiveCount) {
         await runner.giveUp(message, (error as Error).message);
       }
@@ -95,23 +126,63 @@ export function createBackfillHandler(deps: BackfillHandlerDependencies) {
   };
 }
 
-/** The team API key: Secrets Manager when `VITAL_API_KEY_SECRET_ID` is set (AWS), else `VITAL_API_KEY` (local). */
-function apiKeySource(): () => Promise<string> {
+/** Seconds a value of the API key secret is used before it is read again. */
+const API_KEY_MAX_AGE_SECONDS = 300;
+
+/**
+ * The team API key: Secrets Manager when `VITAL_API_KEY_SECRET_ID` is set (AWS), else `VITAL_API_KEY`
+ * (local). The secret is cached 5 minutes, and read afresh (at most every 30 s) when Vital rejects
+ * the key, so a key stored after deploy is used by warm containers at their next try.
+ */
+function apiKeySource(): ApiKeySource | (() => Promise<string>) {
   const secretId = process.env.VITAL_API_KEY_SECRET_ID;
   if (secretId) {
-    return async () => {
-      const value = await getSecret<string>(secretId, { maxAge: 300 });
-      if (typeof value !== 'string' || value.length === 0) throw new Error('The Vital API key secret has no string value');
-      return value;
-    };
+    return new CachedApiKey({
+      fetch: async (forceFetch) => {
+        const value = await getSecret<string>(secretId, { forceFetch, maxAge: API_KEY_MAX_AGE_SECONDS });
+        return typeof value === 'string' ? value : '';
+      },
+      maxAgeMs: API_KEY_MAX_AGE_SECONDS * 1000,
+      minRefreshIntervalMs: 30_000,
+    });
   }
   const localKey = process.env.VITAL_API_KEY;
   if (!localKey) throw new Error('Set VITAL_API_KEY_SECRET_ID (deployed) or VITAL_API_KEY (local) for the backfill');
   return async () => localKey;
 }
 
+/**
+ * The backfill queue as the backfill function uses it: continuations, and jobs parked with a delay
+ * while they wait for the API key.
+ * (`SqsBackfillQueue` in adapters/backfill-requests.ts is the worker's; it has no delayed send yet.)
+ */
+export class SqsBackfillJobQueue implements BackfillQueue {
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly queueUrl: string,
+  ) {}
+
+  async send(message: BackfillJobMessage): Promise<void> {
+    await this.sqs.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: JSON.stringify(message) }));
+  }
+
+  async sendLater(message: BackfillJobMessage, delaySeconds: number): Promise<void> {
+    await this.sqs.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: JSON.stringify(message), DelaySeconds: delaySeconds }));
+  }
+}
+
+/** A whole number of seconds from the environment, or undefined when unset. */
+function secondsSetting(name: string): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a whole number of seconds, not "${raw}"`);
+  return value;
+}
+
 /** Wires the backfill function from its Lambda environment (or the local pipeline's, which sets the same names). */
 export function backfillFromEnvironment(): BackfillHandlerDependencies {
+  const apiKeyRetryDelaySeconds = secondsSetting('BACKFILL_API_KEY_RETRY_SECONDS');
   const documents = DynamoDBDocumentClient.from(tracer.captureAWSv3Client(dynamoDbClient()), { marshallOptions: { removeUndefinedValues: true } });
   return {
     statuses: new DynamoDbBackfillStatusStore(documents, requiredEnv(TABLES.backfills.envVar)),
@@ -120,7 +191,7 @@ export function backfillFromEnvironment(): BackfillHandlerDependencies {
       timeseriesTable: requiredEnv(TABLES.timeseries.envVar),
     }),
     streams: new S3WorkoutStreamStore(tracer.captureAWSv3Client(s3Client()), requiredEnv(BUCKET.envVar)),
-    queue: new SqsBackfillQueue(tracer.captureAWSv3Client(sqsClient()), requiredEnv(QUEUES.backfill.envVar)),
+    queue: new SqsBackfillJobQueue(tracer.captureAWSv3Client(sqsClient()), requiredEnv(QUEUES.backfill.envVar)),
     source: new VitalApiClient({
       baseUrl: vitalApiBaseUrl({
         environment: (process.env.VITAL_ENVIRONMENT ?? 'production') as VitalEnvironment,
@@ -136,6 +207,8 @@ export function backfillFromEnvironment(): BackfillHandlerDependencies {
       },
     }),
     ...(process.env.BACKFILL_TIME_RESERVE_MS ? { timeReserveMs: Number(process.env.BACKFILL_TIME_RESERVE_MS) } : {}),
+    // Local runs at a time scale set it from apiKeyRetryDelaySeconds(timeScale); AWS uses the default, 900 s.
+    ...(apiKeyRetryDelaySeconds ? { apiKeyRetryDelaySeconds } : {}),
   };
 }
 

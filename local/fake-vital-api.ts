@@ -66,6 +66,8 @@ export interface FakeVitalApi {
   readonly counters: FakeVitalCounters;
   /** Replaces the fault settings for the requests that follow. */
   setFaults(faults: FakeVitalFaults): void;
+  /** Changes the one API key accepted from now on (a key rotated or revoked in the dashboard); others get 401. */
+  setApiKey(apiKey: string): void;
   /** Every identity the API holds for `(userId, provider, resource)` within the range (for test expectations). */
   identitiesFor(userId: string, provider: string, resource: string, startDate: string, endDate: string): Set<string>;
   resetCounters(): void;
@@ -113,6 +115,7 @@ export async function startFakeVitalApi(options: FakeVitalApiOptions): Promise<F
   const emptyProviders = new Set(options.emptyProviders ?? []);
   const hasNoStream = (workoutId: string): boolean => (hash(seed, workoutId) % 1000) / 1000 < (options.workoutsWithoutStream ?? 0);
   let faults: FakeVitalFaults = options.faults ?? {};
+  let acceptedKey = options.apiKey;
   const random = seededRandom(seed);
   const workoutOwners = new Map<string, string>();
   const counters: FakeVitalCounters = {
@@ -285,7 +288,7 @@ export async function startFakeVitalApi(options: FakeVitalApiOptions): Promise<F
     const now = Date.now();
     counters.requestTimes.push(now);
     if (faults.delayMs) await sleep(faults.delayMs);
-    if (request.headers['x-vital-api-key'] !== options.apiKey) return send(response, 401, JSON.stringify({ detail: 'Invalid API key' }));
+    if (request.headers['x-vital-api-key'] !== acceptedKey) return send(response, 401, JSON.stringify({ detail: 'Invalid API key' }));
     const retryAfter = faults.retryAfter ?? '0';
     if (options.maxRequestsPerSecond !== undefined) {
       const recent = counters.requestTimes.filter((at) => at > now - 1000).length;
@@ -334,6 +337,9 @@ export async function startFakeVitalApi(options: FakeVitalApiOptions): Promise<F
     counters,
     setFaults: (next) => {
       faults = next;
+    },
+    setApiKey: (apiKey) => {
+      acceptedKey = apiKey;
     },
     identitiesFor: (userId, provider, resourceName, startDate, endDate) => {
       const resource = RESOURCES.get(resourceName);

@@ -1,6 +1,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type {
+  ApiKeyWait,
   BackfillJobKey,
   BackfillStatus,
   BackfillStatusStore,
@@ -93,11 +94,13 @@ export class DynamoDbBackfillStatusStore implements BackfillStatusStore {
         new UpdateCommand({
           TableName: this.tableName,
           Key: this.keyOf(key),
+          // A page stored ends any wait for the API key: the run is running (or completed) again.
           UpdateExpression:
             'SET #state = :state, windowIndex = :windowIndex, #cursor = :cursor, windowsDone = :windowsDone, ' +
             `updatedAt = :at, startedAt = if_not_exists(startedAt, :at)${finished} ` +
+            'REMOVE waitingSince, waitingReason, nextAttemptAt ' +
             'ADD stepSeq :one, pagesDone :pages, recordsStored :records',
-          ConditionExpression: 'runId = :runId AND stepSeq = :seq AND #state IN (:queued, :running)',
+          ConditionExpression: 'runId = :runId AND stepSeq = :seq AND #state IN (:queued, :running, :waiting)',
           ExpressionAttributeNames: { '#state': 'state', '#cursor': 'cursor' },
           ExpressionAttributeValues: {
             ':state': advance.completed ? 'completed' : 'running',
@@ -108,6 +111,34 @@ export class DynamoDbBackfillStatusStore implements BackfillStatusStore {
             ':one': 1,
             ':pages': advance.pagesAdded,
             ':records': advance.recordsAdded,
+            ':runId': runId,
+            ':seq': expectedSeq,
+            ':queued': 'queued',
+            ':running': 'running',
+            ':waiting': 'waiting_for_api_key',
+          },
+        }),
+      ),
+    );
+  }
+
+  waitForApiKey(key: BackfillJobKey, runId: string, expectedSeq: number, wait: ApiKeyWait, at: Date): Promise<boolean> {
+    return conditionally(
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.keyOf(key),
+          UpdateExpression:
+            'SET #state = :waiting, waitingSince = if_not_exists(waitingSince, :at), waitingReason = :reason, ' +
+            'nextAttemptAt = :next, updatedAt = :at ADD stepSeq :one',
+          ConditionExpression: 'runId = :runId AND stepSeq = :seq AND #state IN (:queued, :running, :waiting)',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':waiting': 'waiting_for_api_key',
+            ':reason': wait.reason,
+            ':next': wait.nextAttemptAt.toISOString(),
+            ':at': at.toISOString(),
+            ':one': 1,
             ':runId': runId,
             ':seq': expectedSeq,
             ':queued': 'queued',
@@ -125,9 +156,16 @@ export class DynamoDbBackfillStatusStore implements BackfillStatusStore {
           TableName: this.tableName,
           Key: this.keyOf(key),
           UpdateExpression: 'SET lastError = :reason, updatedAt = :at',
-          ConditionExpression: 'runId = :runId AND #state IN (:queued, :running)',
+          ConditionExpression: 'runId = :runId AND #state IN (:queued, :running, :waiting)',
           ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: { ':reason': reason, ':at': at.toISOString(), ':runId': runId, ':queued': 'queued', ':running': 'running' },
+          ExpressionAttributeValues: {
+            ':reason': reason,
+            ':at': at.toISOString(),
+            ':runId': runId,
+            ':queued': 'queued',
+            ':running': 'running',
+            ':waiting': 'waiting_for_api_key',
+          },
         }),
       ),
     );
@@ -139,8 +177,10 @@ export class DynamoDbBackfillStatusStore implements BackfillStatusStore {
         new UpdateCommand({
           TableName: this.tableName,
           Key: this.keyOf(key),
-          UpdateExpression: 'SET #state = :failed, lastError = :reason, updatedAt = :at, finishedAt = :at',
-          ConditionExpression: 'runId = :runId AND #state IN (:queued, :running)',
+          // A failed wait keeps waitingSince: a replay of the job from the DLQ that still finds no
+          // working key fails again at once instead of waiting another full period.
+          UpdateExpression: 'SET #state = :failed, lastError = :reason, updatedAt = :at, finishedAt = :at REMOVE waitingReason, nextAttemptAt',
+          ConditionExpression: 'runId = :runId AND #state IN (:queued, :running, :waiting)',
           ExpressionAttributeNames: { '#state': 'state' },
           ExpressionAttributeValues: {
             ':failed': 'failed',
@@ -149,6 +189,7 @@ export class DynamoDbBackfillStatusStore implements BackfillStatusStore {
             ':runId': runId,
             ':queued': 'queued',
             ':running': 'running',
+            ':waiting': 'waiting_for_api_key',
           },
         }),
       ),

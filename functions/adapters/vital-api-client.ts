@@ -1,7 +1,10 @@
 import type { ResourceDefinition } from '../domain/catalogue';
 import type { BackfillWindow } from '../domain/backfill-plan';
+import { classifyVitalAnswer } from '../domain/backfill-failure';
 import {
   VitalApiClientError,
+  VitalApiKeyNotSetError,
+  VitalApiKeyRejectedError,
   VitalApiMalformedResponseError,
   VitalApiRateLimitedError,
   VitalApiUnavailableError,
@@ -56,10 +59,75 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 500, maxDelayMs: 20_000 };
 
+/**
+ * Supplies the team API key. `refresh` is called when Vital rejects the key, before the client
+ * concludes that the key is bad: it reads the key's store again (bypassing any cache), so a key the
+ * operator has just stored is used at once instead of after the cache expires.
+ */
+export interface ApiKeySource {
+  get(): Promise<string>;
+  refresh(): Promise<string>;
+}
+
+export interface CachedApiKeyOptions {
+  /** Reads the key from its store; `forceFetch` bypasses any cache below (Powertools' own). */
+  readonly fetch: (forceFetch: boolean) => Promise<string>;
+  /** How long a value is used before it is read again. */
+  readonly maxAgeMs: number;
+  /**
+   * The least time between two forced reads: a value read this recently is fresh enough, and a burst
+   * of rejected requests (every waiting job of a container) costs one read, not one each.
+   */
+  readonly minRefreshIntervalMs: number;
+  readonly now?: () => number;
+}
+
+/**
+ * The API key read from a store (Secrets Manager in AWS), cached for `maxAgeMs` and read afresh when
+ * Vital rejects it. An empty value is `VitalApiKeyNotSetError`: the job waits for the key. A warm
+ * container therefore uses a newly stored key at its first rejected request, and in any case once
+ * `maxAgeMs` has passed.
+ */
+export class CachedApiKey implements ApiKeySource {
+  private cached?: { value: string; fetchedAt: number };
+  private readonly now: () => number;
+
+  constructor(private readonly options: CachedApiKeyOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async get(): Promise<string> {
+    if (this.cached && this.now() - this.cached.fetchedAt < this.options.maxAgeMs) return this.cached.value;
+    return this.load(false);
+  }
+
+  async refresh(): Promise<string> {
+    if (this.cached && this.now() - this.cached.fetchedAt < this.options.minRefreshIntervalMs) return this.cached.value;
+    return this.load(true);
+  }
+
+  private async load(forceFetch: boolean): Promise<string> {
+    const value = await this.options.fetch(forceFetch);
+    if (typeof value !== 'string' || value.trim().length === 0) {
+      this.cached = undefined;
+      throw new VitalApiKeyNotSetError('the Vital API key secret holds no value yet');
+    }
+    this.cached = { value, fetchedAt: this.now() };
+    return value;
+  }
+}
+
+/** A function as a key source: `refresh` simply calls it again. */
+const keySourceOf = (apiKey: ApiKeySource | (() => Promise<string>)): ApiKeySource =>
+  typeof apiKey === 'function' ? { get: apiKey, refresh: apiKey } : apiKey;
+
 export interface VitalApiClientOptions {
   readonly baseUrl: string;
-  /** Resolves the team API key (Secrets Manager in AWS, an environment variable locally). */
-  readonly apiKey: () => Promise<string>;
+  /**
+   * The team API key (Secrets Manager in AWS, an environment variable locally): a source that can be
+   * read afresh after a rejection, or a function (called again for the fresh read).
+   */
+  readonly apiKey: ApiKeySource | (() => Promise<string>);
   readonly retry?: RetryPolicy;
   /** Most requests started per second by this client: the per-invocation rate limit. */
   readonly maxRequestsPerSecond?: number;
@@ -108,6 +176,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
+/** Transient statuses retried within the invocation; the other transient ones are left to SQS. */
 const RETRIED_STATUSES = new Set([429, 503]);
 
 export class VitalApiClient implements VitalDataSource {
@@ -115,8 +184,10 @@ export class VitalApiClient implements VitalDataSource {
   private readonly pacer: RequestPacer;
   private readonly random: () => number;
   private readonly now: () => number;
+  private readonly keys: ApiKeySource;
 
   constructor(private readonly options: VitalApiClientOptions) {
+    this.keys = keySourceOf(options.apiKey);
     this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
     this.random = options.random ?? Math.random;
     this.now = options.now ?? Date.now;
@@ -175,11 +246,16 @@ export class VitalApiClient implements VitalDataSource {
     return resource.apiPath.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(parameters[name] ?? ''));
   }
 
-  /** GET with pacing, bounded retries of 429/503/network failures, and classification of every failure. */
+  /**
+   * GET with pacing, bounded retries of 429/503/network failures, one fresh read of the key after a
+   * rejection, and every status other than 2xx classified by `classifyVitalAnswer` (no answer at
+   * all is transient, a 2xx of the wrong shape permanent, as that rule says).
+   */
   private async getJson(path: string, query: Record<string, string>): Promise<{ text: string; body: unknown; fetchedAtMs: number }> {
     const url = new URL(this.options.baseUrl + path);
     for (const [name, value] of Object.entries(query)) url.searchParams.set(name, value);
-    const apiKey = await this.options.apiKey();
+    let apiKey = await this.keys.get();
+    let keyReadAfresh = false;
     for (let attempt = 1; ; attempt += 1) {
       await this.pacer.take();
       const fetchedAtMs = this.now();
@@ -205,16 +281,33 @@ export class VitalApiClient implements VitalDataSource {
         }
       }
       const reason = `GET ${path}: HTTP ${response.status}`;
-      if (RETRIED_STATUSES.has(response.status)) {
-        if (attempt >= this.retry.maxAttempts) throw new VitalApiRateLimitedError(`${reason} after ${attempt} attempts`);
-        const asked = retryAfterMs(response.headers.get('retry-after'), this.now());
-        const delay = asked === undefined ? backoffMs(attempt - 1, this.retry, this.random) : asked + backoffMs(0, this.retry, this.random) / 10;
-        if (delay > this.retry.maxDelayMs) throw new VitalApiRateLimitedError(`${reason}, Retry-After ${Math.round(delay / 1000)} s is longer than this invocation waits`);
-        await this.wait(reason, delay);
-        continue;
+      switch (classifyVitalAnswer({ kind: 'http', status: response.status, body: text })) {
+        case 'waiting_for_api_key': {
+          // The cached key may be older than the one the operator stored: read it afresh once, and
+          // conclude only when the fresh key is the one just rejected.
+          if (!keyReadAfresh) {
+            keyReadAfresh = true;
+            const fresh = await this.keys.refresh();
+            if (fresh !== apiKey) {
+              apiKey = fresh;
+              attempt -= 1;
+              continue;
+            }
+          }
+          throw new VitalApiKeyRejectedError(`${reason}: the API key was rejected (read afresh from its store first)`, response.status);
+        }
+        case 'transient': {
+          if (!RETRIED_STATUSES.has(response.status)) throw new VitalApiUnavailableError(reason);
+          if (attempt >= this.retry.maxAttempts) throw new VitalApiRateLimitedError(`${reason} after ${attempt} attempts`);
+          const asked = retryAfterMs(response.headers.get('retry-after'), this.now());
+          const delay = asked === undefined ? backoffMs(attempt - 1, this.retry, this.random) : asked + backoffMs(0, this.retry, this.random) / 10;
+          if (delay > this.retry.maxDelayMs) throw new VitalApiRateLimitedError(`${reason}, Retry-After ${Math.round(delay / 1000)} s is longer than this invocation waits`);
+          await this.wait(reason, delay);
+          continue;
+        }
+        case 'permanent':
+          throw new VitalApiClientError(`${reason}${describeValidationError(text)}`, response.status);
       }
-      if (response.status >= 400 && response.status < 500) throw new VitalApiClientError(`${reason}${describeValidationError(text)}`, response.status);
-      throw new VitalApiUnavailableError(reason);
     }
   }
 

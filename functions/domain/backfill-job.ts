@@ -27,6 +27,11 @@ export interface WorkoutStreamJobMessage {
   readonly provider: string;
   readonly workoutId: string;
   readonly order: OrderKey;
+  /**
+   * Set on a job sent again while it waits for the API key: when the waiting began (ISO). A stream
+   * job has no status item, so its message carries the start of its wait.
+   */
+  readonly waitingSince?: string;
 }
 
 export type BackfillJobMessage = HistoricalJobMessage | WorkoutStreamJobMessage;
@@ -51,13 +56,19 @@ export function parseJobMessage(body: string): BackfillJobMessage {
     return { type: 'historical', userId, provider, resource, runId };
   }
   if (value?.type === 'workout_stream' && [value.userId, value.provider, value.workoutId, value.order].every(isText)) {
-    const { userId, provider, workoutId, order } = value as unknown as WorkoutStreamJobMessage;
-    return { type: 'workout_stream', userId, provider, workoutId, order };
+    const { userId, provider, workoutId, order, waitingSince } = value as unknown as WorkoutStreamJobMessage;
+    return { type: 'workout_stream', userId, provider, workoutId, order, ...(isText(waitingSince) && !Number.isNaN(Date.parse(waitingSince)) ? { waitingSince } : {}) };
   }
   throw new InvalidJobMessageError('backfill message has no valid type and fields');
 }
 
-export type BackfillState = 'queued' | 'running' | 'completed' | 'failed';
+/**
+ * queued → running → completed, or → failed with a reason. A run whose API key is missing or
+ * rejected is `waiting_for_api_key` (from queued or running, checkpoint kept) and goes on by itself,
+ * back to running, at its first page that the key fetches; after `API_KEY_MAX_WAIT_MS` it fails
+ * (`api_key_never_set`). See functions/domain/backfill-failure.ts.
+ */
+export type BackfillState = 'queued' | 'running' | 'waiting_for_api_key' | 'completed' | 'failed';
 
 /** Where a run continues: the window to fetch next and, inside it, the page cursor (null = first page). */
 export interface BackfillCheckpoint {
@@ -90,6 +101,12 @@ export interface BackfillStatus extends BackfillJobKey, BackfillCheckpoint {
   /** Optimistic-concurrency version: every checkpoint write expects it and increments it. */
   readonly stepSeq: number;
   readonly lastError?: string;
+  /** While `waiting_for_api_key` (and kept when the wait ends in failure): when the wait began. */
+  readonly waitingSince?: string;
+  /** While `waiting_for_api_key`: why (status and path, never the key). */
+  readonly waitingReason?: string;
+  /** While `waiting_for_api_key`: when the job tries again by itself. */
+  readonly nextAttemptAt?: string;
   readonly queuedAt: string;
   readonly startedAt?: string;
   readonly updatedAt: string;
@@ -104,6 +121,13 @@ export interface CheckpointAdvance {
   readonly recordsAdded: number;
   /** True when this page was the last of the last window. */
   readonly completed: boolean;
+}
+
+/** What the backfill records when a run starts or goes on waiting for the API key. */
+export interface ApiKeyWait {
+  readonly reason: string;
+  /** When the job message sent to try again becomes visible. */
+  readonly nextAttemptAt: Date;
 }
 
 /** The outcome of registering a run: whether a message must be sent for it. */
@@ -125,7 +149,14 @@ export interface BackfillStatusStore {
    * (a duplicate message) or a newer run got there first, which means this invocation must stop.
    */
   advance(key: BackfillJobKey, runId: string, expectedSeq: number, advance: CheckpointAdvance, at: Date): Promise<boolean>;
-  /** Notes a transient error on a running job, keeping its checkpoint. */
+  /**
+   * Marks the run `waiting_for_api_key` (from queued, running or waiting), keeping its checkpoint;
+   * `waitingSince` is set by the first wait and kept by the next. Like `advance` it expects the step
+   * sequence it read and increments it, so of two copies of a job only one goes on waiting; false
+   * when another invocation or a newer run got there first.
+   */
+  waitForApiKey(key: BackfillJobKey, runId: string, expectedSeq: number, wait: ApiKeyWait, at: Date): Promise<boolean>;
+  /** Notes a transient error on an unfinished job, keeping its checkpoint. */
   noteError(key: BackfillJobKey, runId: string, reason: string, at: Date): Promise<void>;
   /** Marks the run failed with a reason; false when the run was superseded. */
   fail(key: BackfillJobKey, runId: string, reason: string, at: Date): Promise<boolean>;
@@ -134,4 +165,10 @@ export interface BackfillStatusStore {
 /** Sends job messages to the backfill queue. */
 export interface BackfillQueue {
   send(message: BackfillJobMessage): Promise<void>;
+  /**
+   * Sends a job message that becomes visible after `delaySeconds` (1 to 900, SQS's limit): how a job
+   * waiting for the API key sleeps without spending receives of its message. A queue without it
+   * cannot park jobs: a job waiting for the key is then left to SQS redelivery, as a transient error.
+   */
+  sendLater?(message: BackfillJobMessage, delaySeconds: number): Promise<void>;
 }

@@ -1,33 +1,35 @@
 import type { ResourceDefinition } from './catalogue';
 import type { BackfillWindow } from './backfill-plan';
+import type { BackfillFailureClass } from './backfill-failure';
 
 /**
  * What the backfill needs from the Vital Data Access API, and how that can fail. Each failure mode
- * has its own error class; `permanent` says whether trying again can help: a permanent failure fails
- * the job with its reason, a transient one leaves the checkpoint intact for SQS to redeliver.
+ * has its own error class, and each class carries the `failureClass` that `classifyVitalAnswer`
+ * (functions/domain/backfill-failure.ts) gives its answers: the client picks the error class from
+ * that rule, the runner acts on the failure class.
  */
 
 /** Base of every Data Access API failure. Messages carry status and reason, never a payload or the key. */
 export abstract class VitalApiError extends Error {
-  abstract readonly permanent: boolean;
+  abstract readonly failureClass: BackfillFailureClass;
 }
 
 /** 429 or 503 still returned after the in-process retries: Vital is shedding load, try later. */
 export class VitalApiRateLimitedError extends VitalApiError {
   override readonly name = 'VitalApiRateLimitedError';
-  readonly permanent = false;
+  readonly failureClass: BackfillFailureClass = 'transient';
 }
 
-/** Network failure, timeout or a 5xx other than 503: transient, left to SQS redelivery. */
+/** Network failure, timeout, 408 or a 5xx other than 503: transient, left to SQS redelivery. */
 export class VitalApiUnavailableError extends VitalApiError {
   override readonly name = 'VitalApiUnavailableError';
-  readonly permanent = false;
+  readonly failureClass: BackfillFailureClass = 'transient';
 }
 
-/** A 4xx other than 429 (bad key, unknown user, validation error): asking again gives the same answer. */
+/** A 4xx the API will answer again (unknown user, validation error, a refusal): asking again gives the same answer. */
 export class VitalApiClientError extends VitalApiError {
-  override readonly name = 'VitalApiClientError';
-  readonly permanent = true;
+  override readonly name: string = 'VitalApiClientError';
+  readonly failureClass: BackfillFailureClass = 'permanent';
   constructor(
     message: string,
     readonly status: number,
@@ -36,10 +38,26 @@ export class VitalApiClientError extends VitalApiError {
   }
 }
 
+/**
+ * 401 (or a 403 that blames the credentials), still answered after the key was read afresh: the
+ * stored key is a placeholder, or not a key of this team, region or environment. Only the operator
+ * can fix it, so the job waits for the key instead of failing.
+ */
+export class VitalApiKeyRejectedError extends VitalApiClientError {
+  override readonly name = 'VitalApiKeyRejectedError';
+  override readonly failureClass: BackfillFailureClass = 'waiting_for_api_key';
+}
+
+/** The key's store holds no usable value yet (an empty secret): the job waits for the key. */
+export class VitalApiKeyNotSetError extends VitalApiError {
+  override readonly name = 'VitalApiKeyNotSetError';
+  readonly failureClass: BackfillFailureClass = 'waiting_for_api_key';
+}
+
 /** A 2xx whose body is not JSON or not the documented shape: fail loudly rather than store garbage. */
 export class VitalApiMalformedResponseError extends VitalApiError {
   override readonly name = 'VitalApiMalformedResponseError';
-  readonly permanent = true;
+  readonly failureClass: BackfillFailureClass = 'permanent';
 }
 
 /** The `source` of a timeseries group, verbatim; `provider` and `type` are read from it. */
