@@ -4,6 +4,7 @@ import { catalogueEventTypes } from '../functions/domain/catalogue';
 import { localDataDir } from '../local/config';
 import type { QueueName } from '../local/local-resources';
 import { inspectDeadLetters, replayDeadLetters } from './commands/dead-letters';
+import { DoctorFailedError, formatCheck, runDoctor } from './commands/doctor';
 import {
   createEndpoint,
   DASHBOARD_ROUTE,
@@ -13,8 +14,9 @@ import {
   rotateSecret,
   type ManagementScope,
 } from './commands/register';
+import { onlyOption, secretLabel, setStackSecrets } from './commands/secrets';
 import { sendEvents } from './commands/send';
-import { readBackfills, readConnections, readRecords } from './record-queries';
+import { readBackfills, readConnections, readRecords, type BackfillRow } from './record-queries';
 import { resolveTarget, type PipelineTarget } from './target';
 import { printJson, printTable, progress, progressDone, UsageError } from './terminal';
 
@@ -23,7 +25,7 @@ import { printJson, printTable, progress, progressDone, UsageError } from './ter
  * Every failure ends as one line on stderr and a non-zero exit code (2 for a wrong command line).
  */
 
-const HELP = `vital-pipeline: send, inspect, register and replay Vital webhook events
+const HELP = `vital-pipeline: send, inspect, register and replay Vital webhook events; check and configure a deployment
 
 Usage: vital-pipeline <command> [options]
 
@@ -49,6 +51,21 @@ Commands:
                 --environment sandbox|production (default VITAL_ENVIRONMENT, else production)
                 Without a management key: how to register in the dashboard, and the portal link
                 when VITAL_API_KEY (or --api-key) is a team key.
+  secrets     Store a deployed stack's webhook signing secret (whsec_...) and Vital team API key in
+              its Secrets Manager secrets, after checking their format:
+                secrets set --stack <name> [--signing-secret-only | --api-key-only]
+                Typed with echo off at a terminal, or read from stdin one value per line (signing
+                secret, then API key). Never taken as arguments, never printed.
+  doctor      Is the pipeline ready? Stack outputs (or the local pipeline), signing secret, Vital API
+              key, one synthetic signed event stored and removed again (user vital-pipeline-doctor),
+              dead-letter queues; for a stack also the alarm subscription and the Junction endpoint.
+              One line per check, ✓ or ✗ with the fix (- when not checked); exit code 1 on any ✗.
+                --wait <seconds>      how long the synthetic event may take to be stored (default 30)
+                --team <id>           team id of the synthetic event (a stack with expectedTeamId needs it)
+                --environment sandbox|production --region us|eu   where the API key is checked
+                                      (default VITAL_ENVIRONMENT, VITAL_REGION; VITAL_API_BASE_URL overrides)
+                --management-key <key> --org <id> --team <id>   also check the endpoint is registered
+                --json                one JSON array of {check, ok, detail, fix}; ok is null when not checked
 
 Targets:
   default          the local pipeline of LOCAL_DATA_DIR (default .local/), started with npm start
@@ -141,6 +158,13 @@ async function send(args: string[]): Promise<void> {
   else await withTarget(values.stack, (target) => sendEvents(target, options, print));
 }
 
+/** A wait for the API key in one table cell: what Vital answered (or that no key is stored), since when, next try. */
+function describeWait(row: BackfillRow): string {
+  const minute = (iso: string | undefined) => (iso ? `${iso.slice(0, 16)}Z` : '?');
+  const answer = /HTTP \d{3}/.exec(row.waiting_reason ?? '')?.[0] ?? (/NotSet/.test(row.waiting_reason ?? '') ? 'no key stored' : 'key refused');
+  return `${answer} since ${minute(row.waiting_since)}, next try ${minute(row.next_attempt_at)}`;
+}
+
 async function inspect(args: string[]): Promise<void> {
   const { values, positionals } = parse(args, {
     user: { type: 'string' },
@@ -168,12 +192,26 @@ async function inspect(args: string[]): Promise<void> {
         );
       }
       case 'backfills': {
-        const backfills = await readBackfills(target.dynamodb, target.tables.backfills, required(values.user, '--user'));
+        const backfills = await readBackfills(target.dynamodb, target.tables.backfills, required(values.user, '--user'), {
+          ...(values.stack ? { stack: values.stack } : {}),
+        });
         if (values.json) return printJson(backfills.map(({ row }) => row));
-        return printTable(
+        printTable(
           ['RESOURCE', 'PROVIDER', 'STATUS', 'START', 'END', 'RECORDS', 'LAST ERROR'],
-          backfills.map(({ row, lastError }) => [row.resource, row.provider, row.status, row.start_date, row.end_date, String(row.records), lastError ?? '']),
+          backfills.map(({ row, lastError }) => [
+            row.resource,
+            row.provider,
+            row.status,
+            row.start_date,
+            row.end_date,
+            String(row.records),
+            row.status === 'waiting_for_api_key' ? describeWait(row) : (lastError ?? ''),
+          ]),
         );
+        // The hint is the same for every waiting run: said once, in full, under the table.
+        const waiting = backfills.find(({ row }) => row.hint);
+        if (waiting) process.stdout.write(`\nWaiting for the Vital API key: ${waiting.row.hint}\n`);
+        return;
       }
       case 'connections': {
         const connections = await readConnections(target.dynamodb, target.tables.connections, required(values.user, '--user'));
@@ -223,13 +261,45 @@ async function replay(args: string[]): Promise<void> {
   }
 }
 
+function environmentOption(value: string | undefined): VitalEnvironment {
+  const environment = value ?? process.env.VITAL_ENVIRONMENT ?? 'production';
+  if (environment !== 'sandbox' && environment !== 'production') {
+    throw new UsageError(`--environment must be sandbox or production, not "${environment}"`);
+  }
+  return environment;
+}
+
+function regionOption(value: string | undefined): VitalRegion {
+  const region = value ?? process.env.VITAL_REGION ?? 'us';
+  if (region !== 'us' && region !== 'eu') throw new UsageError(`--region must be us or eu, not "${region}"`);
+  return region;
+}
+
+/** The options naming a Management API scope, shared by `register` and `doctor`. */
+const managementOptions = {
+  'management-key': { type: 'string' },
+  'management-url': { type: 'string' },
+  org: { type: 'string' },
+  team: { type: 'string' },
+  environment: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+/** The Management API scope of the options, or undefined without a management key. */
+function managementScope(values: { 'management-key'?: string; 'management-url'?: string; org?: string; team?: string; environment?: string }): ManagementScope | undefined {
+  const managementKey = values['management-key'] ?? process.env.VITAL_MANAGEMENT_KEY;
+  if (!managementKey) return undefined;
+  return {
+    baseUrl: values['management-url'] ?? process.env.VITAL_MANAGEMENT_API_BASE_URL ?? MANAGEMENT_API_BASE_URL,
+    managementKey,
+    orgId: required(values.org, '--org'),
+    teamId: required(values.team, '--team'),
+    environment: environmentOption(values.environment),
+  };
+}
+
 async function register(args: string[]): Promise<void> {
   const { values, positionals } = parse(args, {
-    'management-key': { type: 'string' },
-    'management-url': { type: 'string' },
-    org: { type: 'string' },
-    team: { type: 'string' },
-    environment: { type: 'string' },
+    ...managementOptions,
     region: { type: 'string' },
     'api-key': { type: 'string' },
     url: { type: 'string' },
@@ -237,35 +307,24 @@ async function register(args: string[]): Promise<void> {
     'filter-type': { type: 'string', multiple: true },
     'webhook-id': { type: 'string' },
   });
-  const environment = (values.environment ?? process.env.VITAL_ENVIRONMENT ?? 'production') as VitalEnvironment;
-  if (environment !== 'sandbox' && environment !== 'production') {
-    throw new UsageError(`--environment must be sandbox or production, not "${environment}"`);
-  }
-  const managementKey = values['management-key'] ?? process.env.VITAL_MANAGEMENT_KEY;
-  if (!managementKey) {
+  const environment = environmentOption(values.environment);
+  const scope = managementScope(values);
+  if (!scope) {
     process.stdout.write(`${DASHBOARD_ROUTE}\n`);
     const apiKey = values['api-key'] ?? process.env.VITAL_API_KEY;
     if (!apiKey) {
       process.stdout.write('Set VITAL_API_KEY (a team API key) to get a direct link to the webhook portal.\n');
       return;
     }
-    const region = (values.region ?? process.env.VITAL_REGION ?? 'us') as VitalRegion;
     const link = await portalLink({
       apiKey,
       environment,
-      region,
+      region: regionOption(values.region),
       ...(process.env.VITAL_API_BASE_URL ? { baseUrlOverride: process.env.VITAL_API_BASE_URL } : {}),
     });
     process.stdout.write(`Webhook portal: ${link}\n`);
     return;
   }
-  const scope: ManagementScope = {
-    baseUrl: values['management-url'] ?? process.env.VITAL_MANAGEMENT_API_BASE_URL ?? MANAGEMENT_API_BASE_URL,
-    managementKey,
-    orgId: required(values.org, '--org'),
-    teamId: required(values.team, '--team'),
-    environment,
-  };
   switch (positionals[0] ?? 'list') {
     case 'list': {
       const endpoints = await listEndpoints(scope);
@@ -307,7 +366,51 @@ async function register(args: string[]): Promise<void> {
   }
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { send, inspect, replay, register };
+async function secrets(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, {
+    'signing-secret-only': { type: 'boolean' },
+    'api-key-only': { type: 'boolean' },
+  });
+  if (positionals[0] !== 'set') throw new UsageError(`secrets what? set${positionals[0] ? ` (not "${positionals[0]}")` : ''}`);
+  if (!values.stack) {
+    throw new UsageError('secrets set needs --stack <name>; the local pipeline takes VITAL_WEBHOOK_SECRET and VITAL_API_KEY from its environment');
+  }
+  const only = onlyOption(values['signing-secret-only'], values['api-key-only']);
+  const stored = await setStackSecrets({ stackName: values.stack, ...(only ? { only } : {}) });
+  if (values.json) return printJson(stored);
+  for (const secret of stored) process.stdout.write(`Stored the ${secretLabel(secret.secret)} in ${secret.arn}\n`);
+  if (stored.some((secret) => secret.secret === 'signing-secret')) {
+    process.stdout.write(`The verifier reads it again within 5 minutes. Check the whole pipeline: npx vital-pipeline doctor --stack ${values.stack}\n`);
+  }
+}
+
+async function doctor(args: string[]): Promise<void> {
+  const { values } = parse(args, { ...managementOptions, region: { type: 'string' }, wait: { type: 'string' } });
+  const waitSeconds = integer(values.wait, '--wait', 30);
+  // Only a stack has a public URL that can be registered with Junction.
+  const management = values.stack ? managementScope(values) : undefined;
+  const checks = await runDoctor({
+    ...(values.stack ? { stack: values.stack } : {}),
+    dataDir: localDataDir(),
+    vitalApi: {
+      environment: environmentOption(values.environment),
+      region: regionOption(values.region),
+      ...(process.env.VITAL_API_BASE_URL ? { baseUrlOverride: process.env.VITAL_API_BASE_URL } : {}),
+    },
+    ...(values.team ? { teamId: values.team } : {}),
+    ...(management ? { management } : {}),
+    waitSeconds,
+    onCheck: (check) => {
+      if (!values.json) process.stdout.write(`${formatCheck(check)}\n`);
+    },
+  });
+  if (values.json) printJson(checks);
+  const failures = checks.filter((check) => check.ok === false).length;
+  if (failures > 0) throw new DoctorFailedError(`${failures} of ${checks.length} checks failed`);
+  if (!values.json) process.stdout.write(`All ${checks.filter((check) => check.ok).length} checks passed.\n`);
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { send, inspect, replay, register, secrets, doctor };
 
 /** Runs the CLI on `argv` (without node and script); resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {

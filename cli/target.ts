@@ -1,10 +1,10 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { readFile } from 'node:fs/promises';
-import { parseSigningSecrets } from '../functions/domain/signing-secrets';
+import { parseSigningSecrets, type SigningSecrets } from '../functions/domain/signing-secrets';
 import { QUEUES, TABLES } from '../functions/shared/resources';
 import type { QueueName, TableName } from '../local/local-resources';
-import { readPipelineState } from '../local/pipeline-state';
+import { readPipelineState, type PipelineState } from '../local/pipeline-state';
 import { LOCAL_AWS } from '../local/stand-ins';
 
 /**
@@ -15,55 +15,134 @@ import { LOCAL_AWS } from '../local/stand-ins';
 export interface PipelineTarget {
   /** For messages: `the local pipeline` or `stack <name>`. */
   readonly description: string;
+  /** Where the names come from: the stack's outputs, or the state file of the local pipeline. */
+  readonly origin: TargetOrigin;
   readonly webhookUrl: string;
   readonly tables: Readonly<Record<TableName, string>>;
   readonly queues: Readonly<Record<QueueName, { readonly url: string; readonly deadLetterUrl: string }>>;
   readonly dynamodb: DynamoDBClient;
   readonly sqs: SQSClient;
+  /** The signing secrets in force: the current one, and the previous ones during a rotation. */
+  signingSecrets(): Promise<SigningSecrets>;
   /** The signing secret in force (the current one during a rotation). */
   signingSecret(): Promise<string>;
+  /**
+   * The Vital team API key the backfill fetches with: the stack's secret, or for the local pipeline
+   * `VITAL_API_KEY` of this process (the pipeline's own environment cannot be read from here).
+   */
+  vitalApiKey(): Promise<string>;
   close(): void;
 }
+
+export type TargetOrigin =
+  | { readonly kind: 'stack'; readonly stackName: string; readonly outputs: Readonly<Record<string, string>> }
+  | { readonly kind: 'local'; readonly dataDir: string; readonly state: PipelineState };
 
 /** `--stack` was given, but the stack cannot be read or lacks the pipeline's outputs. */
 export class StackLookupError extends Error {}
 
-/** The signing secret cannot be found for the target. */
-export class SigningSecretUnavailableError extends Error {}
+/**
+ * Why a secret of the target is not usable: it cannot be read (permissions, network, no such
+ * secret), it holds nothing, or it holds something of the wrong shape (the stack's generated
+ * placeholder). Messages name the secret, never its value.
+ */
+export type SecretProblem = 'unreadable' | 'unset' | 'malformed';
 
-const currentSecret = (value: string): string => parseSigningSecrets(value).current;
+/** The signing secret cannot be found for the target, or is not usable. */
+export class SigningSecretUnavailableError extends Error {
+  constructor(
+    message: string,
+    readonly problem: SecretProblem,
+  ) {
+    super(message);
+  }
+}
+
+/** The Vital API key cannot be found for the target. */
+export class VitalApiKeyUnavailableError extends Error {
+  constructor(
+    message: string,
+    readonly problem: SecretProblem,
+  ) {
+    super(message);
+  }
+}
+
+/** The command that stores a stack's secrets (`secrets set`), for messages that say what to run. */
+export const secretsSetCommand = (stackName: string, which: 'signing-secret' | 'api-key'): string =>
+  `npx vital-pipeline secrets set --stack ${stackName} --${which}-only`;
 
 /** The local pipeline running on `dataDir`. */
 export async function localTarget(dataDir: string): Promise<PipelineTarget> {
   const state = await readPipelineState(dataDir);
   const dynamodb = new DynamoDBClient({ endpoint: state.endpoints.dynamodb, ...LOCAL_AWS });
   const sqs = new SQSClient({ endpoint: state.endpoints.sqs, ...LOCAL_AWS });
-  return {
+  const target: PipelineTarget = {
     description: 'the local pipeline',
+    origin: { kind: 'local', dataDir, state },
     webhookUrl: state.webhookUrl,
     tables: state.tables,
     queues: state.queues,
     dynamodb,
     sqs,
+    async signingSecrets() {
+      let value: string;
+      if (state.secret.source === 'file') {
+        try {
+          value = await readFile(state.secret.path, 'utf8');
+        } catch (error) {
+          throw new SigningSecretUnavailableError(`Could not read the local signing secret ${state.secret.path}: ${(error as Error).message}`, 'unreadable');
+        }
+      } else {
+        const fromEnvironment = process.env.VITAL_WEBHOOK_SECRET;
+        if (!fromEnvironment) {
+          throw new SigningSecretUnavailableError(
+            'The local pipeline runs with VITAL_WEBHOOK_SECRET from its environment: set it here too, or pass --secret',
+            'unset',
+          );
+        }
+        value = fromEnvironment;
+      }
+      try {
+        return parseSigningSecrets(value);
+      } catch (error) {
+        throw new SigningSecretUnavailableError(`The local signing secret is not usable: ${(error as Error).message}`, 'malformed');
+      }
+    },
     async signingSecret() {
-      if (state.secret.source === 'file') return currentSecret(await readFile(state.secret.path, 'utf8'));
-      const fromEnvironment = process.env.VITAL_WEBHOOK_SECRET;
-      if (!fromEnvironment) {
-        throw new SigningSecretUnavailableError(
-          'The local pipeline runs with VITAL_WEBHOOK_SECRET from its environment: set it here too, or pass --secret',
+      return (await target.signingSecrets()).current;
+    },
+    async vitalApiKey() {
+      const key = process.env.VITAL_API_KEY?.trim();
+      if (!key) {
+        throw new VitalApiKeyUnavailableError(
+          'VITAL_API_KEY is not set here; the local pipeline takes its team API key from VITAL_API_KEY when npm start runs',
+          'unset',
         );
       }
-      return currentSecret(fromEnvironment);
+      return key;
     },
     close() {
       dynamodb.destroy();
       sqs.destroy();
     },
   };
+  return target;
+}
+
+/** The current value of a Secrets Manager secret. The client is loaded only when a secret is read. */
+async function readSecretString(secretArn: string): Promise<string | undefined> {
+  const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
+  const client = new SecretsManagerClient({});
+  try {
+    return (await client.send(new GetSecretValueCommand({ SecretId: secretArn }))).SecretString;
+  } finally {
+    client.destroy();
+  }
 }
 
 /** The outputs of a stack, by key. The CloudFormation client is loaded only for `--stack`. */
-async function stackOutputs(stackName: string): Promise<Record<string, string>> {
+export async function stackOutputs(stackName: string): Promise<Readonly<Record<string, string>>> {
   const cloudFormation = await import('@aws-sdk/client-cloudformation');
   const client = new cloudFormation.CloudFormationClient({});
   try {
@@ -77,14 +156,17 @@ async function stackOutputs(stackName: string): Promise<Record<string, string>> 
   }
 }
 
+/** One output of a stack; `StackLookupError` when the stack lacks it. */
+export function stackOutput(stackName: string, outputs: Readonly<Record<string, string>>, key: string): string {
+  const value = outputs[key];
+  if (!value) throw new StackLookupError(`Stack ${stackName} has no output ${key}: is it this pipeline's stack?`);
+  return value;
+}
+
 /** A deployed stack, through the usual AWS credentials and region. */
 export async function stackTarget(stackName: string): Promise<PipelineTarget> {
   const outputs = await stackOutputs(stackName);
-  const output = (key: string): string => {
-    const value = outputs[key];
-    if (!value) throw new StackLookupError(`Stack ${stackName} has no output ${key}: is it this pipeline's stack?`);
-    return value;
-  };
+  const output = (key: string): string => stackOutput(stackName, outputs, key);
   // The stack names each queue's outputs after its definition: EventsQueueUrl, EventsDlqUrl, ...
   const queues = Object.fromEntries(
     Object.entries(QUEUES).map(([name, definition]) => [
@@ -96,41 +178,62 @@ export async function stackTarget(stackName: string): Promise<PipelineTarget> {
     Object.entries(TABLES).map(([name, definition]) => [name, output(`${definition.id}TableName`)]),
   ) as Record<TableName, string>;
   const signingSecretArn = output('SigningSecretArn');
+  const vitalApiKeyArn = output('VitalApiKeySecretArn');
   const dynamodb = new DynamoDBClient({});
   const sqs = new SQSClient({});
-  return {
+  const target: PipelineTarget = {
     description: `stack ${stackName}`,
+    origin: { kind: 'stack', stackName, outputs },
     webhookUrl: output('WebhookUrl'),
     tables,
     queues,
     dynamodb,
     sqs,
-    async signingSecret() {
-      const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
-      const client = new SecretsManagerClient({});
+    async signingSecrets() {
       let value: string | undefined;
       try {
-        ({ SecretString: value } = await client.send(new GetSecretValueCommand({ SecretId: signingSecretArn })));
+        value = await readSecretString(signingSecretArn);
       } catch (error) {
-        throw new SigningSecretUnavailableError(`Could not read the signing secret of ${stackName}: ${(error as Error).message}`);
-      } finally {
-        client.destroy();
+        throw new SigningSecretUnavailableError(`Could not read the signing secret of ${stackName}: ${(error as Error).message}`, 'unreadable');
       }
-      if (!value) throw new SigningSecretUnavailableError(`The signing secret of ${stackName} has no value yet`);
+      if (!value) {
+        throw new SigningSecretUnavailableError(
+          `The signing secret of ${stackName} (${signingSecretArn}) has no value yet: store it with ${secretsSetCommand(stackName, 'signing-secret')}`,
+          'unset',
+        );
+      }
       try {
-        return currentSecret(value);
+        return parseSigningSecrets(value);
       } catch (error) {
         // A stack deployed without signingSecretName holds a generated placeholder until the endpoint's secret is stored.
         throw new SigningSecretUnavailableError(
-          `The signing secret of ${stackName} (${signingSecretArn}) holds no usable value, store the endpoint's secret there: ${(error as Error).message}`,
+          `The signing secret of ${stackName} (${signingSecretArn}) holds no usable value, store the endpoint's secret there ` +
+            `with ${secretsSetCommand(stackName, 'signing-secret')}: ${(error as Error).message}`,
+          'malformed',
         );
       }
+    },
+    async signingSecret() {
+      return (await target.signingSecrets()).current;
+    },
+    async vitalApiKey() {
+      let value: string | undefined;
+      try {
+        value = await readSecretString(vitalApiKeyArn);
+      } catch (error) {
+        throw new VitalApiKeyUnavailableError(`Could not read the Vital API key of ${stackName}: ${(error as Error).message}`, 'unreadable');
+      }
+      if (!value?.trim()) {
+        throw new VitalApiKeyUnavailableError(`The Vital API key secret of ${stackName} (${vitalApiKeyArn}) has no value yet`, 'unset');
+      }
+      return value.trim();
     },
     close() {
       dynamodb.destroy();
       sqs.destroy();
     },
   };
+  return target;
 }
 
 /** The target a command's options name. */

@@ -3,16 +3,12 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { DynamoDbBackfillStatusStore } from '../../functions/adapters/backfill-status-store';
 import { DynamoDbConnectionStore } from '../../functions/adapters/connection-store';
 import { SqsEventQueue } from '../../functions/adapters/event-queue';
@@ -24,29 +20,29 @@ import { TABLES, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../../functions
 import { startHttpApi, type RunningHttpApi } from '../../local/http-api';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
 import { LOCAL_AWS, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+import { isolatedAwsEnvironment, runCli, type CliRun } from '../support/cli-process';
+import { FAKE_ACCOUNT, startFakeAws, type FakeAws } from '../support/fake-aws';
 
 /**
  * `vital-pipeline ... --stack <name>` end to end, without an AWS account. The stack's resources are
  * the project's own (createLocalResources on DynamoDB Local and fauxqs); a fake CloudFormation
- * (query protocol, as the installed SDK speaks it) describes a stack whose outputs name them, a fake
- * Secrets Manager (JSON 1.1) holds its signing secret, and WebhookUrl points at the real verifier
+ * (test/support/fake-aws.ts, query protocol as the installed SDK speaks it) describes a stack whose
+ * outputs name them, a fake Secrets Manager (JSON 1.1) holds its signing secret, and WebhookUrl points at the real verifier
  * handler behind the local HTTP API, wired as in AWS (SIGNING_SECRET_ID, read from the fake Secrets
  * Manager). The CLI runs as a child process, as a user runs it, reaching every service through the
  * SDK's service-specific endpoint variables.
  */
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const REGION = LOCAL_AWS.region;
-const ACCOUNT = '000000000000';
 const STACK = 'VitalWebhookPipeline-test';
-const SECRET_ARN = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:VitalWebhookSigningSecret-AbC123`;
+const SECRET_ARN = `arn:aws:secretsmanager:${REGION}:${FAKE_ACCOUNT}:secret:VitalWebhookSigningSecret-AbC123`;
 const SECRET = `whsec_${randomBytes(24).toString('base64')}`;
 /**
  * A stack deployed without `signingSecretName`: its secret holds the password CloudFormation
  * generated until someone stores the real `whsec_...` value.
  */
 const FRESH_STACK = 'VitalWebhookPipeline-fresh';
-const PLACEHOLDER_ARN = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:SigningSecret-Fr35h1`;
+const PLACEHOLDER_ARN = `arn:aws:secretsmanager:${REGION}:${FAKE_ACCOUNT}:secret:SigningSecret-Fr35h1`;
 const SECRETS: Record<string, string> = { [SECRET_ARN]: SECRET, [PLACEHOLDER_ARN]: 'q8$Zr!vT2#mW9pL^xK4&nB7@cJ1*hF6e' };
 const USER = `user-${randomUUID()}`;
 
@@ -56,26 +52,14 @@ let dynamodb: DynamoDBClient;
 let sqs: SQSClient;
 let s3: S3Client;
 let resources: LocalResources;
-let fakeAws: Server;
-let fakeAwsUrl: string;
+let fakeAws: FakeAws;
 let webhook: RunningHttpApi;
 let emptyDataDir: string;
-/** What the fake AWS endpoint was asked, in order. */
-const awsCalls: { service: 'cloudformation' | 'secretsmanager'; action: string; name: string; credentialScope: string }[] = [];
-
-// ---------------------------------------------------------------------------------------------
-// A fake CloudFormation (DescribeStacks) and Secrets Manager (GetSecretValue) on one loopback port.
-// ---------------------------------------------------------------------------------------------
-
-const xmlEscape = (text: string): string =>
-  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
-
-const CFN_NAMESPACE = 'http://cloudformation.amazonaws.com/doc/2010-05-15/';
 
 /** The outputs the stack declares (lib/vital-webhook-pipeline-stack.ts), pointing at the stand-ins. */
 function stackOutputs(stackName: string): Record<string, string> {
   const outputs: Record<string, string> = {
-    AlarmTopicArn: `arn:aws:sns:${REGION}:${ACCOUNT}:${STACK}-AlarmTopic`,
+    AlarmTopicArn: `arn:aws:sns:${REGION}:${FAKE_ACCOUNT}:${STACK}-AlarmTopic`,
     WebhookUrl: `${webhook.url}${WEBHOOK_ROUTE.path}`,
     EventsQueueUrl: resources.queues.events.url,
     EventsDlqUrl: resources.queues.events.deadLetterUrl,
@@ -83,7 +67,7 @@ function stackOutputs(stackName: string): Record<string, string> {
     BackfillDlqUrl: resources.queues.backfill.deadLetterUrl,
     RawBodyBucketName: resources.bucket,
     SigningSecretArn: stackName === FRESH_STACK ? PLACEHOLDER_ARN : SECRET_ARN,
-    VitalApiKeySecretArn: `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:VitalApiKey-XyZ789`,
+    VitalApiKeySecretArn: `arn:aws:secretsmanager:${REGION}:${FAKE_ACCOUNT}:secret:VitalApiKey-XyZ789`,
   };
   for (const [name, definition] of Object.entries(TABLES)) {
     outputs[`${definition.id}TableName`] = resources.tables[name as keyof typeof TABLES];
@@ -91,112 +75,18 @@ function stackOutputs(stackName: string): Record<string, string> {
   return outputs;
 }
 
-function describeStacksXml(stackName: string): string {
-  const outputs = Object.entries(stackOutputs(stackName))
-    .map(([key, value]) => `<member><OutputKey>${xmlEscape(key)}</OutputKey><OutputValue>${xmlEscape(value)}</OutputValue></member>`)
-    .join('');
-  return (
-    `<DescribeStacksResponse xmlns="${CFN_NAMESPACE}"><DescribeStacksResult><Stacks><member>` +
-    `<StackId>arn:aws:cloudformation:${REGION}:${ACCOUNT}:stack/${stackName}/${randomUUID()}</StackId>` +
-    `<StackName>${xmlEscape(stackName)}</StackName>` +
-    '<CreationTime>2024-05-14T08:00:00.000Z</CreationTime><StackStatus>CREATE_COMPLETE</StackStatus>' +
-    `<Outputs>${outputs}</Outputs>` +
-    `</member></Stacks></DescribeStacksResult><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></DescribeStacksResponse>`
-  );
-}
-
-const queryError = (code: string, message: string): string =>
-  `<ErrorResponse xmlns="${CFN_NAMESPACE}"><Error><Type>Sender</Type><Code>${code}</Code><Message>${xmlEscape(message)}</Message></Error>` +
-  `<RequestId>${randomUUID()}</RequestId></ErrorResponse>`;
-
-async function readText(request: IncomingMessage): Promise<string> {
-  let text = '';
-  for await (const chunk of request) text += chunk;
-  return text;
-}
-
-/** `AKID/20240514/us-east-1/cloudformation/aws4_request` of a SigV4 Authorization header. */
-const credentialScope = (request: IncomingMessage): string =>
-  /Credential=[^/]+\/\d{8}\/([^,]+)/.exec(String(request.headers.authorization ?? ''))?.[1] ?? '(unsigned)';
-
-async function answerFakeAws(request: IncomingMessage, response: ServerResponse): Promise<void> {
-  const body = await readText(request);
-  const target = request.headers['x-amz-target'];
-  if (typeof target === 'string') {
-    // Secrets Manager: AWS JSON 1.1.
-    const json = (status: number, value: unknown) => {
-      response.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() });
-      response.end(JSON.stringify(value));
-    };
-    const input = JSON.parse(body || '{}') as { SecretId?: string };
-    awsCalls.push({ service: 'secretsmanager', action: target, name: input.SecretId ?? '', credentialScope: credentialScope(request) });
-    if (target !== 'secretsmanager.GetSecretValue') return json(400, { __type: 'UnknownOperationException' });
-    const value = SECRETS[input.SecretId ?? ''];
-    if (value === undefined) {
-      return json(400, { __type: 'ResourceNotFoundException', message: "Secrets Manager can't find the specified secret." });
-    }
-    return json(200, {
-      ARN: input.SecretId,
-      Name: input.SecretId!.split(':').at(-1)!.replace(/-\w{6}$/, ''),
-      VersionId: '5f6e2b4a-1c3d-4e5f-8a9b-0c1d2e3f4a5b',
-      SecretString: value,
-      VersionStages: ['AWSCURRENT'],
-      CreatedDate: 1715673600,
-    });
-  }
-  // CloudFormation: the AWS query protocol, a form-encoded POST answered in XML.
-  const xml = (status: number, text: string) => {
-    response.writeHead(status, { 'content-type': 'text/xml', 'x-amzn-requestid': randomUUID() });
-    response.end(text);
-  };
-  const form = new URLSearchParams(body);
-  const action = form.get('Action') ?? '';
-  const stackName = form.get('StackName') ?? '';
-  awsCalls.push({ service: 'cloudformation', action, name: stackName, credentialScope: credentialScope(request) });
-  if (!String(request.headers['content-type']).startsWith('application/x-www-form-urlencoded') || action !== 'DescribeStacks') {
-    return xml(400, queryError('InvalidAction', `Could not find operation ${action || '(none)'} for version ${form.get('Version')}`));
-  }
-  if (stackName !== STACK && stackName !== FRESH_STACK) return xml(400, queryError('ValidationError', `Stack with id ${stackName} does not exist`));
-  return xml(200, describeStacksXml(stackName));
-}
-
 // ---------------------------------------------------------------------------------------------
 // The CLI, as a user runs it.
 // ---------------------------------------------------------------------------------------------
 
-interface CliRun {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 function cli(...args: string[]): Promise<CliRun> {
-  const endpoints = { dynamodb: dynamoDb.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint };
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: emptyDataDir,
-    // No profile, no shared files, no instance metadata: only what is given here.
-    AWS_CONFIG_FILE: path.join(emptyDataDir, 'no-config'),
-    AWS_SHARED_CREDENTIALS_FILE: path.join(emptyDataDir, 'no-credentials'),
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_REGION: REGION,
-    AWS_ACCESS_KEY_ID: 'AKIAFAKEFAKEFAKEFAKE',
-    AWS_SECRET_ACCESS_KEY: 'fake-secret-access-key',
-    AWS_ENDPOINT_URL_CLOUDFORMATION: fakeAwsUrl,
-    // The SDK derives the variable from the service id "Secrets Manager": AWS_ENDPOINT_URL_SECRETS_MANAGER.
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: fakeAwsUrl,
-    AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
-    AWS_ENDPOINT_URL_SQS: endpoints.sqs,
-    AWS_ENDPOINT_URL_S3: endpoints.s3,
-    // A local-pipeline fallback would find nothing here.
-    LOCAL_DATA_DIR: emptyDataDir,
-  };
-  return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(root, 'cli', 'vital-pipeline.mjs'), ...args], { cwd: root, env, timeout: 30_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCli(args, {
+    ...isolatedAwsEnvironment(emptyDataDir, REGION),
+    ...fakeAws.endpointEnvironment,
+    AWS_ENDPOINT_URL_DYNAMODB: dynamoDb.endpoint,
+    AWS_ENDPOINT_URL_SQS: sqsAndS3.endpoint,
+    AWS_ENDPOINT_URL_S3: sqsAndS3.endpoint,
+  }, '', 30_000);
 }
 
 function json<T>(run: CliRun): T {
@@ -239,21 +129,15 @@ before(async () => {
   s3 = new S3Client({ endpoint: endpoints.s3, forcePathStyle: true, ...LOCAL_AWS });
   resources = await createLocalResources({ dynamodb, sqs, s3, sqsEndpoint: endpoints.sqs, namePrefix: 'stack-test-' });
 
-  fakeAws = createServer((request, response) => {
-    answerFakeAws(request, response).catch((error: Error) => {
-      response.writeHead(500);
-      response.end(error.message);
-    });
-  });
-  await new Promise<void>((resolve) => fakeAws.listen(0, '127.0.0.1', resolve));
-  fakeAwsUrl = `http://127.0.0.1:${(fakeAws.address() as AddressInfo).port}`;
+  fakeAws = await startFakeAws({ region: REGION });
+  for (const [arn, value] of Object.entries(SECRETS)) fakeAws.secrets.set(arn, value);
 
   // The verifier as the stack configures it: the signing secret by SIGNING_SECRET_ID from Secrets
   // Manager (here the fake), the events queue and bucket by their environment variables.
   delete process.env.VITAL_WEBHOOK_SECRET;
   Object.assign(process.env, standInEnvironment(endpoints), resources.environment, {
     SIGNING_SECRET_ID: SECRET_ARN,
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: fakeAwsUrl,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: fakeAws.url,
     POWERTOOLS_TRACE_ENABLED: 'false',
   });
   const verifier = await import('../../functions/verifier');
@@ -261,12 +145,12 @@ before(async () => {
     port: 0,
     routes: [{ ...WEBHOOK_ROUTE, function: { name: 'verifier', timeoutSeconds: VERIFIER_TIMEOUT_SECONDS, handler: (event) => verifier.handler(event) } }],
   });
+  for (const stackName of [STACK, FRESH_STACK]) fakeAws.stacks.set(stackName, stackOutputs(stackName));
 });
 
 after(async () => {
   await webhook?.close();
-  await new Promise<void>((resolve) => (fakeAws ? fakeAws.close(() => resolve()) : resolve()));
-  fakeAws?.closeAllConnections();
+  await fakeAws?.stop();
   for (const client of [dynamodb, sqs, s3]) client?.destroy();
   await Promise.all([dynamoDb?.stop(), sqsAndS3?.stop()]);
   if (emptyDataDir) await rm(emptyDataDir, { recursive: true, force: true });
@@ -296,7 +180,7 @@ describe('vital-pipeline --stack', () => {
       heartrate.data,
     );
     // Found through CloudFormation, signed for it and for the region.
-    const described = awsCalls.filter((call) => call.service === 'cloudformation');
+    const described = fakeAws.calls.filter((call) => call.service === 'cloudformation');
     assert.ok(described.length >= 2);
     assert.ok(described.every((call) => call.action === 'DescribeStacks' && call.name === STACK && call.credentialScope === `${REGION}/cloudformation/aws4_request`));
   });
@@ -421,7 +305,7 @@ describe('vital-pipeline --stack', () => {
     await deleteAll(resources.queues.events.url, queued);
 
     // The CLI read the secret by the stack's SigningSecretArn output, signed for Secrets Manager.
-    const reads = awsCalls.filter((call) => call.service === 'secretsmanager');
+    const reads = fakeAws.calls.filter((call) => call.service === 'secretsmanager');
     assert.ok(reads.length >= 1);
     assert.ok(reads.every((call) => call.action === 'secretsmanager.GetSecretValue' && call.name === SECRET_ARN));
     assert.ok(reads.every((call) => call.credentialScope === `${REGION}/secretsmanager/aws4_request`));
