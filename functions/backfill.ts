@@ -3,7 +3,6 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { dynamoDbClient } from './adapters/dynamodb-client';
 import { s3Client } from './adapters/s3-client';
 import { sqsClient } from './adapters/sqs-client';
@@ -18,7 +17,8 @@ import {
   type VitalRegion,
 } from './adapters/vital-api-client';
 import { S3WorkoutStreamStore } from './adapters/workout-stream-store';
-import { parseJobMessage, type BackfillJobMessage, type BackfillQueue } from './domain/backfill-job';
+import { parseJobMessage } from './domain/backfill-job';
+import { SqsBackfillQueue } from './adapters/backfill-requests';
 import { BackfillRunner, type BackfillRunnerDependencies } from './domain/backfill-run';
 import { requiredEnv } from './shared/environment';
 import { backfillTimeReserveMs, BUCKET, QUEUES, TABLES } from './shared/resources';
@@ -151,26 +151,6 @@ function apiKeySource(): ApiKeySource | (() => Promise<string>) {
   return async () => localKey;
 }
 
-/**
- * The backfill queue as the backfill function uses it: continuations, and jobs parked with a delay
- * while they wait for the API key.
- * (`SqsBackfillQueue` in adapters/backfill-requests.ts is the worker's; it has no delayed send yet.)
- */
-export class SqsBackfillJobQueue implements BackfillQueue {
-  constructor(
-    private readonly sqs: SQSClient,
-    private readonly queueUrl: string,
-  ) {}
-
-  async send(message: BackfillJobMessage): Promise<void> {
-    await this.sqs.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: JSON.stringify(message) }));
-  }
-
-  async sendLater(message: BackfillJobMessage, delaySeconds: number): Promise<void> {
-    await this.sqs.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: JSON.stringify(message), DelaySeconds: delaySeconds }));
-  }
-}
-
 /** A whole number of seconds from the environment, or undefined when unset. */
 function secondsSetting(name: string): number | undefined {
   const raw = process.env[name];
@@ -191,7 +171,7 @@ export function backfillFromEnvironment(): BackfillHandlerDependencies {
       timeseriesTable: requiredEnv(TABLES.timeseries.envVar),
     }),
     streams: new S3WorkoutStreamStore(tracer.captureAWSv3Client(s3Client()), requiredEnv(BUCKET.envVar)),
-    queue: new SqsBackfillJobQueue(tracer.captureAWSv3Client(sqsClient()), requiredEnv(QUEUES.backfill.envVar)),
+    queue: new SqsBackfillQueue(tracer.captureAWSv3Client(sqsClient()), requiredEnv(QUEUES.backfill.envVar)),
     source: new VitalApiClient({
       baseUrl: vitalApiBaseUrl({
         environment: (process.env.VITAL_ENVIRONMENT ?? 'production') as VitalEnvironment,

@@ -5,6 +5,7 @@ import { ATTRIBUTE } from '../functions/domain/queued-event';
 import { SERVICE_NAME } from '../functions/shared/service';
 import { backfillTimeReserveMs, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../functions/shared/resources';
 import { devWebhookSecret, type LocalPipelineConfig } from './config';
+import { apiKeyRetryDelaySeconds } from '../functions/domain/backfill-failure';
 import { routePowertoolsLogs, type Output } from './console-output';
 import { SqsEventSourceMapping, type MessageOutcome, type SqsFunction } from './event-source-mapping';
 import { startHttpApi, type HandledRequest, type HttpFunction, type RunningHttpApi } from './http-api';
@@ -62,6 +63,8 @@ function handlerEnvironment(
     ...resources.environment,
     // The backfill's time reserve is a share of its timeout, scaled with it.
     BACKFILL_TIME_RESERVE_MS: String(Math.round(backfillTimeReserveMs(timeScale))),
+    // A backfill waiting for the API key tries again sooner with --fast-retries.
+    BACKFILL_API_KEY_RETRY_SECONDS: String(apiKeyRetryDelaySeconds(timeScale)),
     // The stack gives the verifier SIGNING_SECRET_ID (Secrets Manager); locally it reads the secret itself.
     VITAL_WEBHOOK_SECRET: webhookSecret,
     // Powertools' dev mode logs through the global console, which the local output reformats.

@@ -14,6 +14,10 @@ export class SqsBackfillQueue implements BackfillQueue {
   async send(message: BackfillJobMessage): Promise<void> {
     await this.sqs.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: JSON.stringify(message) }));
   }
+
+  async sendLater(message: BackfillJobMessage, delaySeconds: number): Promise<void> {
+    await this.sqs.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: JSON.stringify(message), DelaySeconds: delaySeconds }));
+  }
 }
 
 /** A notice for a resource the catalogue does not know: the worker classifies events, so this is a bug. */

@@ -167,8 +167,7 @@ export interface BackfillQueue {
   send(message: BackfillJobMessage): Promise<void>;
   /**
    * Sends a job message that becomes visible after `delaySeconds` (1 to 900, SQS's limit): how a job
-   * waiting for the API key sleeps without spending receives of its message. A queue without it
-   * cannot park jobs: a job waiting for the key is then left to SQS redelivery, as a transient error.
+   * waiting for the API key sleeps without spending receives of its message.
    */
-  sendLater?(message: BackfillJobMessage, delaySeconds: number): Promise<void>;
+  sendLater(message: BackfillJobMessage, delaySeconds: number): Promise<void>;
 }

@@ -152,10 +152,7 @@ export class BackfillRunner {
     } catch (error) {
       switch (classifyBackfillError(error)) {
         case 'waiting_for_api_key':
-          if (queue.sendLater) return await this.waitForApiKey(message, status, seq, describe(error));
-          // A queue that cannot delay a message cannot park the job: SQS redelivery it is.
-          await statuses.noteError(key, status.runId, describe(error), this.now());
-          throw error;
+          return await this.waitForApiKey(message, status, seq, describe(error));
         case 'transient':
           await statuses.noteError(key, status.runId, describe(error), this.now());
           throw error;
@@ -185,7 +182,7 @@ export class BackfillRunner {
     }
     const nextAttemptAt = new Date(now.getTime() + this.apiKeyRetryDelaySeconds * 1000);
     if (!(await statuses.waitForApiKey(key, status.runId, seq, { reason, nextAttemptAt }, now))) return 'stale';
-    await queue.sendLater!(message, this.apiKeyRetryDelaySeconds);
+    await queue.sendLater(message, this.apiKeyRetryDelaySeconds);
     listener?.waitingForApiKey?.(status.resource, reason, now.getTime() - since, this.apiKeyRetryDelaySeconds);
     return 'waiting_for_api_key';
   }
@@ -222,7 +219,7 @@ export class BackfillRunner {
       return 'stored';
     } catch (error) {
       const { queue, listener } = this.deps;
-      if (classifyBackfillError(error) !== 'waiting_for_api_key' || !queue.sendLater) throw error;
+      if (classifyBackfillError(error) !== 'waiting_for_api_key') throw error;
       const now = this.now();
       const since = this.waitingSinceMs(message.waitingSince, now);
       if (now.getTime() - since >= this.apiKeyMaxWaitMs) return 'api_key_never_set';

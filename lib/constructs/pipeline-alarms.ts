@@ -86,6 +86,8 @@ export class PipelineAlarms extends Construct {
       pipelineMetric('Rejected', { reason: 'invalid_signature' }), props.signatureFailureThreshold);
     alarm('BackfillsFailed', 'A backfill job failed: see the backfills table for its last error',
       pipelineMetric('BackfillFailures'), 0);
+    alarm('BackfillsWaitingForApiKey', 'A backfill is waiting for the Vital API key: store it with vital-pipeline secrets set --stack <name> --api-key-only; the backfill goes on by itself',
+      pipelineMetric('BackfillWaitingForApiKey'), 0);
     // Verified and queued deliveries, not requests: forged or unsigned traffic must not keep it quiet.
     alarm('NoWebhooks', `No verified webhook arrived for ${props.silenceHours} hours: has Svix disabled the endpoint, or the signing secret changed?`,
       pipelineMetric('Enqueued', {}, Duration.hours(1)), 1, {
@@ -121,7 +123,7 @@ export class PipelineAlarms extends Construct {
       ], width: 12 }),
     );
     this.dashboard.addWidgets(
-      new GraphWidget({ title: 'Backfills: pages, records, retries, failures', left: ['BackfillPages', 'BackfillRecords', 'BackfillRetries', 'BackfillFailures'].map((name) => pipelineMetric(name)), width: 24 }),
+      new GraphWidget({ title: 'Backfills: pages, records, retries, failures', left: ['BackfillPages', 'BackfillRecords', 'BackfillRetries', 'BackfillFailures', 'BackfillWaitingForApiKey'].map((name) => pipelineMetric(name)), width: 24 }),
     );
   }
 }

@@ -6,7 +6,8 @@ import { GetQueueAttributesCommand, ReceiveMessageCommand, type Message } from '
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { readBackfills } from '../../cli/record-queries';
 import { LOCAL_AWS } from '../../local/stand-ins';
-import { createBackfillHandler, SqsBackfillJobQueue, type BackfillHandlerDependencies } from '../../functions/backfill';
+import { createBackfillHandler, type BackfillHandlerDependencies } from '../../functions/backfill';
+import { SqsBackfillQueue } from '../../functions/adapters/backfill-requests';
 import { CachedApiKey, VitalApiClient } from '../../functions/adapters/vital-api-client';
 import {
   API_KEY_MAX_WAIT_MS,
@@ -169,7 +170,7 @@ describe('a backfill while the Vital API key is not (yet) stored', () => {
     return {
       source: new VitalApiClient({ baseUrl: h.fake.url, apiKey: keys.source(), maxRequestsPerSecond: 200, retry: { maxAttempts: 4, baseDelayMs: 10, maxDelayMs: 1_000 } }),
       // The backfill function's own queue adapter (continuations and delayed re-sends).
-      queue: new SqsBackfillJobQueue(h.sqs, h.queue.url),
+      queue: new SqsBackfillQueue(h.sqs, h.queue.url),
       // 900 s in AWS; SQS's shortest delay here, so a test sees many tries in seconds.
       apiKeyRetryDelaySeconds: 1,
       ...overrides,

@@ -151,6 +151,7 @@ export async function startHarness(options: {
       requests = new QueuedBackfillRequests({ statuses: workerStatuses, queue: new SqsBackfillQueue(workerClients.sqs, caseQueue.url) });
       // The faults the harness was started with, not those a previous case set.
       fake.setFaults(options.fake?.faults ?? {});
+      fake.setApiKey(API_KEY);
       fake.resetCounters();
     },
     endCase: stopMappings,
