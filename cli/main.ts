@@ -392,9 +392,10 @@ async function doctor(args: string[]): Promise<void> {
   const checks = await runDoctor({
     ...(values.stack ? { stack: values.stack } : {}),
     dataDir: localDataDir(),
+    // A stack's own output says which API its backfill uses; these apply locally and to older stacks.
     vitalApi: {
-      environment: environmentOption(values.environment),
-      region: regionOption(values.region),
+      ...(values.environment || process.env.VITAL_ENVIRONMENT ? { environment: environmentOption(values.environment) } : {}),
+      ...(values.region || process.env.VITAL_REGION ? { region: regionOption(values.region) } : {}),
       ...(process.env.VITAL_API_BASE_URL ? { baseUrlOverride: process.env.VITAL_API_BASE_URL } : {}),
     },
     ...(values.team ? { teamId: values.team } : {}),

@@ -12,6 +12,7 @@ import { grantObjectAccess, grantSecretRead } from './constructs/object-grants';
 import type { Construct } from 'constructs';
 import { BUCKET, QUEUES, TABLES, type PipelineFunctionName, type QueueDefinition } from '../functions/shared/resources';
 import { PipelineFunction } from './constructs/pipeline-function';
+import { vitalApiBaseUrl } from '../functions/adapters/vital-api-client';
 import { PipelineQueue } from './constructs/pipeline-queue';
 import { PipelineTables } from './constructs/pipeline-tables';
 import { WebhookIngress } from './constructs/webhook-ingress';
@@ -100,6 +101,8 @@ export class VitalWebhookPipelineStack extends Stack {
     const destroyed = removalPolicy === RemovalPolicy.DESTROY;
     const logRetention = props.logRetention ?? RetentionDays.THREE_MONTHS;
     const tracing = props.tracing ?? true;
+    const vitalEnvironment = props.vitalEnvironment ?? 'production';
+    const vitalRegion = props.vitalRegion ?? 'us';
 
     const encryptionKey = new Key(this, 'DataKey', {
       description: 'Encrypts the Vital webhook pipeline: queues, tables, bucket, secrets, logs',
@@ -227,8 +230,8 @@ export class VitalWebhookPipelineStack extends Stack {
         [BUCKET.envVar]: bucket.bucketName,
         [QUEUES.backfill.envVar]: backfill.queue.queueUrl,
         VITAL_API_KEY_SECRET_ID: vitalApiKey.secretArn,
-        VITAL_ENVIRONMENT: props.vitalEnvironment ?? 'production',
-        VITAL_REGION: props.vitalRegion ?? 'us',
+        VITAL_ENVIRONMENT: vitalEnvironment,
+        VITAL_REGION: vitalRegion,
       },
     });
     tables.grantRecordAccess(backfiller, 'summaries', 'timeseries', 'backfills');
@@ -276,6 +279,8 @@ export class VitalWebhookPipelineStack extends Stack {
       RawBodyBucketName: bucket.bucketName,
       SigningSecretArn: signingSecret.secretArn,
       VitalApiKeySecretArn: vitalApiKey.secretArn,
+      // Where the backfill fetches history: what `vital-pipeline doctor` checks the API key against.
+      VitalApiBaseUrl: vitalApiBaseUrl({ environment: vitalEnvironment, region: vitalRegion }),
     };
     for (const [name, definition] of Object.entries(TABLES)) {
       outputs[`${definition.id}TableName`] = tables.tables[name as keyof typeof TABLES].tableName;

@@ -66,8 +66,12 @@ export interface DoctorOptions {
   /** A deployed stack; the local pipeline of `dataDir` otherwise. */
   readonly stack?: string;
   readonly dataDir: string;
-  /** Which Data Access API the backfill talks to (the stack has no output saying it). */
-  readonly vitalApi: { readonly environment: VitalEnvironment; readonly region: VitalRegion; readonly baseUrlOverride?: string };
+  /**
+   * Which Data Access API to check the key against: `baseUrlOverride` if given, else the stack's
+   * `VitalApiBaseUrl` output (where its backfill fetches), else this environment and region
+   * (default production, us).
+   */
+  readonly vitalApi: { readonly environment?: VitalEnvironment; readonly region?: VitalRegion; readonly baseUrlOverride?: string };
   /** `team_id` of the synthetic event: a stack deployed with `expectedTeamId` quarantines any other. */
   readonly teamId?: string;
   /** With a Management API key: whether Junction has an endpoint for this webhook URL. */
@@ -209,9 +213,7 @@ async function checkVitalApi(target: PipelineTarget, options: DoctorOptions): Pr
     }
     throw error;
   }
-  const { environment, region, baseUrlOverride } = options.vitalApi;
-  const base = vitalApiBaseUrl({ environment, region, ...(baseUrlOverride ? { override: baseUrlOverride } : {}) });
-  const which = baseUrlOverride ? 'VITAL_API_BASE_URL' : `--environment ${environment} --region ${region}`;
+  const { base, which } = vitalApiToCheck(options.vitalApi, origin);
   let response: Response;
   try {
     // One cheap, read-only call that needs a valid team key and touches no user data.
@@ -232,6 +234,17 @@ async function checkVitalApi(target: PipelineTarget, options: DoctorOptions): Pr
     );
   }
   return failed('vital-api-key', `${base}/v2/providers answered ${response.status}`, `check the Vital API host (${which}), and Junction's status page`);
+}
+
+/** The Data Access API the key is checked against, and how it was chosen (for the fix text). */
+function vitalApiToCheck(vitalApi: DoctorOptions['vitalApi'], origin: PipelineTarget['origin']): { base: string; which: string } {
+  const { environment, region, baseUrlOverride } = vitalApi;
+  if (baseUrlOverride) return { base: vitalApiBaseUrl({ environment: 'production', region: 'us', override: baseUrlOverride }), which: 'VITAL_API_BASE_URL' };
+  const deployed = origin.kind === 'stack' ? origin.outputs.VitalApiBaseUrl : undefined;
+  // Where the deployed backfill fetches: what matters, whatever --environment says of the management scope.
+  if (deployed) return { base: deployed, which: `the stack's VitalApiBaseUrl output` };
+  const chosen = { environment: environment ?? 'production', region: region ?? 'us' } as const;
+  return { base: vitalApiBaseUrl(chosen), which: `--environment ${chosen.environment} --region ${chosen.region}` };
 }
 
 /** Sends the synthetic event, waits for the worker to store it, reads it back, and removes it. */

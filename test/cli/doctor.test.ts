@@ -67,6 +67,8 @@ function stackOutputs(name: string): Record<string, string> {
     RawBodyBucketName: state.bucket,
     SigningSecretArn: arn('secretsmanager', `secret:${name}-SigningSecret-AbC123`),
     VitalApiKeySecretArn: arn('secretsmanager', `secret:${name}-VitalApiKey-XyZ789`),
+    // The API its backfill uses: doctor checks the key there, with no --environment or --region.
+    VitalApiBaseUrl: junction.url,
   };
   for (const [table, definition] of Object.entries(TABLES)) outputs[`${definition.id}TableName`] = state.tables[table as keyof typeof TABLES];
   return outputs;
@@ -80,14 +82,13 @@ function environment(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     AWS_ENDPOINT_URL_DYNAMODB: pipeline.state.endpoints.dynamodb,
     AWS_ENDPOINT_URL_SQS: pipeline.state.endpoints.sqs,
     AWS_ENDPOINT_URL_S3: pipeline.state.endpoints.s3,
-    VITAL_API_BASE_URL: junction.url,
     ...extra,
   };
 }
 
 /** `doctor` on the local pipeline: LOCAL_DATA_DIR names it, VITAL_API_KEY is the one npm start runs with. */
 const localDoctor = (args: string[], extra: Record<string, string> = { VITAL_API_KEY: API_KEY }) =>
-  doctor(args, environment({ LOCAL_DATA_DIR: dataDir, ...extra }));
+  doctor(args, environment({ LOCAL_DATA_DIR: dataDir, VITAL_API_BASE_URL: junction.url, ...extra }));
 
 async function doctor(args: string[], env = environment()): Promise<CliRun> {
   const run = await runCli(['doctor', ...args], env);
@@ -193,7 +194,7 @@ describe('doctor on the local pipeline', () => {
   it('--json: one array of {check, ok, detail, fix}', async (t) => {
     const checks = assertOutcome(t, await localDoctor(['--json']), { checks: LOCAL_CHECKS });
     assert.ok(checks.every((check) => Object.keys(check).join() === 'check,ok,detail,fix'));
-    assert.match(byId(checks, 'local-pipeline').detail, new RegExp(`running \\(pid ${process.pid}, .*5 tables, 4 queues and ${pipeline.webhookUrl} answer`));
+    assert.match(byId(checks, 'local-pipeline').detail, new RegExp(`running \\(pid ${process.pid}, .*${Object.keys(TABLES).length} tables, 4 queues and ${pipeline.webhookUrl} answer`));
     assert.deepEqual(await doctorRecords(), []);
   });
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { App, RemovalPolicy } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { VitalWebhookPipelineStack } from '../../lib/vital-webhook-pipeline-stack';
+import { vitalApiBaseUrl } from '../../functions/adapters/vital-api-client';
 
 /**
  * Rules AWS checks only at deploy time, or only when something happens in production (an alarm
@@ -102,6 +103,13 @@ describe('rules AWS enforces at deploy time, checked on the template', () => {
       assert.deepEqual(logStatements.flatMap(actions).sort(), ['logs:CreateLogStream', 'logs:PutLogEvents'], id);
       for (const statement of logStatements) assert.deepEqual(statement.Resource, { 'Fn::GetAtt': [logGroupId, 'Arn'] }, `${id} writes to its own log group`);
     }
+  });
+
+  it('outputs the Vital API its backfill fetches from, for vital-pipeline doctor to check the key against', () => {
+    const outputs = (t: ReturnType<typeof synthesize>) => (t as unknown as { Outputs: Record<string, { Value: unknown }> }).Outputs;
+    assert.equal(outputs(template).VitalApiBaseUrl?.Value, vitalApiBaseUrl({ environment: 'production', region: 'us' }));
+    const sandbox = synthesize({ vitalEnvironment: 'sandbox', vitalRegion: 'eu' });
+    assert.equal(outputs(sandbox).VitalApiBaseUrl?.Value, vitalApiBaseUrl({ environment: 'sandbox', region: 'eu' }));
   });
 
   it('keeps data when the stack is deleted, but not the orphans of a first create that rolls back', () => {
