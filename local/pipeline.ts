@@ -5,6 +5,8 @@ import { ATTRIBUTE } from '../functions/domain/queued-event';
 import { SERVICE_NAME } from '../functions/shared/service';
 import { backfillTimeReserveMs, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../functions/shared/resources';
 import { devWebhookSecret, type LocalPipelineConfig } from './config';
+import { acquireDataFolderLock } from './data-folder-lock';
+import { createServer } from 'node:net';
 import { apiKeyRetryDelaySeconds } from '../functions/domain/backfill-failure';
 import { routePowertoolsLogs, type Output } from './console-output';
 import { SqsEventSourceMapping, type MessageOutcome, type SqsFunction } from './event-source-mapping';
@@ -108,11 +110,27 @@ function describeRequest(request: HandledRequest): { id?: string; eventType?: st
   };
 }
 
+/** Fails fast, before any stand-in starts, when the webhook port is taken (port 0: any free one). */
+async function refuseBusyPort(port: number): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) =>
+      reject(error.code === 'EADDRINUSE' ? new Error(`Port ${port} is in use: stop what runs there or set PORT`) : error),
+    );
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
+  });
+}
+
 /** Starts everything; resolves once the webhook endpoint accepts requests. */
 export async function startLocalPipeline(config: LocalPipelineConfig, output: Output): Promise<RunningPipeline> {
   const teardown = new Teardown();
   try {
     await mkdir(config.dataDir, { recursive: true });
+    // Before anything else: a second pipeline on this folder would run a second database on its files.
+    const lock = await acquireDataFolderLock(config.dataDir, { onStaleLock: (message) => output.plain(message) });
+    teardown.add(() => lock.release());
+    await refuseBusyPort(config.port);
     const secret = config.webhookSecret
       ? { secret: config.webhookSecret, path: undefined, created: false }
       : await devWebhookSecret(config.dataDir);
@@ -138,6 +156,7 @@ export async function startLocalPipeline(config: LocalPipelineConfig, output: Ou
       if (started.status === 'rejected') throw started.reason;
       return started.value;
     }) as [RunningStandIn, RunningStandIn];
+    if (dynamoDb.processId !== undefined) await lock.recordDynamoDbLocal(dynamoDb.processId);
     const endpoints = { dynamodb: dynamoDb.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint };
 
     const clients = standInClients(endpoints);

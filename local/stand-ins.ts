@@ -21,6 +21,8 @@ export const LOCAL_AWS = {
 
 export interface RunningStandIn {
   readonly endpoint: string;
+  /** The stand-in's own process, when it runs in one (DynamoDB Local's JVM). */
+  readonly processId?: number;
   /** Holds every request signed with a function's credentials to the stack's IAM policies (see `aws-access.ts`). */
   enforce(access: AccessEvaluator | undefined): void;
   stop(): Promise<void>;
@@ -122,6 +124,7 @@ export async function startDynamoDbLocal(options: { dataDir?: string; port?: num
     const front = await startAwsRulesFront(endpoint, options.port ?? 0);
     return {
       endpoint: front.endpoint,
+      ...(child.pid !== undefined ? { processId: child.pid } : {}),
       enforce: front.enforce,
       stop: async () => {
         await front.stop();
