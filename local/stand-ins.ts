@@ -3,7 +3,7 @@ import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { startFauxqs } from 'fauxqs';
-import { createServer } from 'node:net';
+import { createServer, Server as NetServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startAwsRulesFront } from './aws-rules-front';
 import type { AccessEvaluator } from './aws-access';
@@ -141,15 +141,37 @@ export async function startDynamoDbLocal(options: { dataDir?: string; port?: num
 }
 
 /**
+ * Runs `start` with every listen on all interfaces (`host: '0.0.0.0'`, as fauxqs's `startFauxqs`
+ * passes Fastify and offers no option to change) turned into a listen on 127.0.0.1: a stand-in
+ * holding health data must not be reachable from the network. Only object-form listens naming
+ * 0.0.0.0 are changed, and only while `start` runs.
+ */
+async function onLoopbackOnly<T>(start: () => Promise<T>): Promise<T> {
+  const listen = NetServer.prototype.listen;
+  NetServer.prototype.listen = function (this: NetServer, ...args: unknown[]) {
+    const [first] = args;
+    if (first && typeof first === 'object' && (first as { host?: unknown }).host === '0.0.0.0') {
+      args[0] = { ...(first as object), host: '127.0.0.1' };
+    }
+    return listen.apply(this, args as Parameters<typeof listen>);
+  } as typeof listen;
+  try {
+    return await start();
+  } finally {
+    NetServer.prototype.listen = listen;
+  }
+}
+
+/**
  * Starts fauxqs (SQS and S3), in memory or persisted under `dataDir`, behind the front that applies
  * the AWS rules it does not (`aws-rules-front.ts`); the endpoint is the front's, on loopback.
  */
 export async function startSqsAndS3(options: { dataDir?: string; port?: number } = {}): Promise<RunningStandIn> {
-  const server = await startFauxqs({
+  const server = await onLoopbackOnly(() => startFauxqs({
     port: 0,
     logger: false,
     ...(options.dataDir ? { dataDir: options.dataDir, s3StorageDir: `${options.dataDir}/s3` } : {}),
-  });
+  }));
   try {
     const front = await startAwsRulesFront(`http://127.0.0.1:${server.port}`, options.port ?? 0);
     return {
