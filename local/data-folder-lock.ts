@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { isAlive } from './pipeline-state';
 
 /**
  * One local pipeline per data folder. DynamoDB Local and fauxqs keep their data in files there; a
@@ -24,15 +25,6 @@ interface LockContents {
 export class DataFolderInUseError extends Error {}
 
 const lockFile = (dataDir: string) => path.join(dataDir, LOCK_FILE_NAME);
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** The command line of a live process (`ps` exists on Linux and macOS), or undefined. */
 async function commandOf(pid: number): Promise<string | undefined> {

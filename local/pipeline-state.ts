@@ -41,7 +41,8 @@ export async function removePipelineState(dataDir: string): Promise<void> {
   await rm(stateFile(dataDir), { force: true });
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process lives (EPERM: it does, as another user's). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
