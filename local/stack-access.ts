@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
@@ -19,8 +20,16 @@ interface SynthesizedStack {
 
 let synthesized: SynthesizedStack | undefined;
 
-/** The stack as `cdk deploy` would create it (default settings), synthesized once per process. */
+/**
+ * Names a file holding `synthesizedStack()` as JSON, written once per test run by the suite's global
+ * setup (test/support/global-setup.ts), so that each test process does not synthesize it again.
+ */
+export const SYNTHESIZED_STACK_FILE_VARIABLE = 'PIPELINE_SYNTHESIZED_STACK_FILE';
+
+/** The stack as `cdk deploy` would create it (default settings), synthesized once per process (or per test run). */
 export function synthesizedStack(): SynthesizedStack {
+  const file = process.env[SYNTHESIZED_STACK_FILE_VARIABLE];
+  if (!synthesized && file) synthesized = JSON.parse(readFileSync(file, 'utf8')) as SynthesizedStack;
   if (!synthesized) {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     const stack = new VitalWebhookPipelineStack(app, 'VitalWebhookPipeline', {
