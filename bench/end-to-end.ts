@@ -99,7 +99,7 @@ export async function run(): Promise<Row[]> {
         limitedBy:
           `${EVENTS_PER_RUN} summary events a run, ${IN_FLIGHT} POSTs in flight, median of ${SAMPLING.runs} runs ` +
           `(${formatNumber(durations.pipeline / 1000)} s, of which the POSTs were all answered after ${formatNumber(median(answeredAfterMs) / 1000)} s); per event the pipeline does a verify, an SQS send, a receive and delete, ` +
-          `and the worker's dedupe put and update plus the record put, all on the same 2 cores as the emulators`,
+          `and the worker's one conditional record put, all on the same 2 cores as the emulators`,
       },
     ];
   } finally {

@@ -40,13 +40,14 @@ export function summaryEventBodies(count: number, seedOffset = 0): string[] {
 
 /**
  * SQS events as the worker's event source mapping hands them over: the bodies in batches of
- * `batchSize`, each record carrying the attributes the verifier writes and a fresh svix-id.
+ * `batchSize`, each record carrying the attributes the verifier writes and a fresh svix-id, created
+ * now or at the time given for its body (`createdAt`, which orders the messages).
  */
-export function sqsEventsOf(bodies: readonly string[], batchSize: number): SQSEvent[] {
+export function sqsEventsOf(bodies: readonly string[], batchSize: number, createdAt?: readonly Date[]): SQSEvent[] {
   const receivedAt = new Date();
   const records = bodies.map((body, index) => {
     const attributes = encodeAttributes({
-      svixId: newMessageId(receivedAt),
+      svixId: newMessageId(createdAt?.[index] ?? receivedAt),
       svixTimestamp: String(Math.floor(receivedAt.getTime() / 1000)),
       eventType: (JSON.parse(body) as { event_type: string }).event_type,
       receivedAt: receivedAt.toISOString(),

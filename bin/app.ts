@@ -21,7 +21,6 @@ new VitalWebhookPipelineStack(app, context('stackName') ?? 'VitalWebhookPipeline
   vitalEnvironment: context('vitalEnvironment') as 'production' | 'sandbox' | undefined,
   vitalRegion: context('vitalRegion') as 'us' | 'eu' | undefined,
   expectedTeamId: context('expectedTeamId'),
-  deliveryDedupeDays: number('deliveryDedupeDays'),
   rawBodyRetentionDays: number('rawBodyRetentionDays'),
   backfillConcurrency: number('backfillConcurrency'),
   silenceAlarmHours: number('silenceAlarmHours'),

@@ -11,7 +11,7 @@ import type { TableName } from '../local/local-resources';
 /**
  * Read-side queries over the pipeline's tables, for `inspect`. Records are read through the worker's
  * own store adapter (`DynamoDbRecordStore`) wherever it has a read; the rest follows the layout it
- * documents: summaries keyed `${userId}#${resource}` / record id with the object as JSON in `body`,
+ * documents: summaries keyed `${userId}#${resource}` / record id with the object as a map in `data`,
  * backfill status items under `backfill#...` sort keys, connections keyed by user and provider.
  */
 
@@ -62,7 +62,7 @@ async function allSummaryObjects(dynamodb: DynamoDBClient, table: string, userId
     KeyConditionExpression: 'pk = :pk',
     ExpressionAttributeValues: { ':pk': `${userId}#${resource}` },
   });
-  return items.map((item) => ({ object: JSON.parse(item.body as string) as Record<string, unknown>, order: item.order as string }));
+  return items.map((item) => ({ object: item.data as Record<string, unknown>, order: item.order as string }));
 }
 
 /** The newest stored version of each record of a user's resource, optionally by provider and time. */
@@ -191,7 +191,7 @@ export async function readConnections(dynamodb: DynamoDBClient, table: string, u
     provider: connection.provider,
     status: connection.status,
     ...(connection.externalUserId ? { external_user_id: connection.externalUserId } : {}),
-    ...(connection.resourceAvailability ? { resource_availability: JSON.parse(connection.resourceAvailability) as unknown } : {}),
+    ...(connection.resourceAvailability ? { resource_availability: connection.resourceAvailability } : {}),
     ...(connection.lastErrorType ? { last_error_type: connection.lastErrorType } : {}),
     ...(connection.lastErrorMessage ? { last_error_message: connection.lastErrorMessage } : {}),
   }));

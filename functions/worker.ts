@@ -4,31 +4,22 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { dynamoDbClient } from './adapters/dynamodb-client';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { DynamoDbBackfillStatusStore } from './adapters/backfill-status-store';
 import { DynamoDbConnectionStore } from './adapters/connection-store';
-import {
-  DEFAULT_DELIVERY_DEDUPE_DAYS,
-  DeliveryInProgressError,
-  PowertoolsDeliveryDedupe,
-  type DedupedOutcome,
-  type DeliveryDedupe,
-} from './adapters/delivery-dedupe';
 import type { ClaimCheckStore } from './adapters/event-queue';
 import { loadedOnFirstUse } from './adapters/loaded-on-first-use';
 import { DynamoDbRecordStore } from './adapters/record-store';
 import type { BackfillRequests } from './domain/backfill-requests';
-import { processDelivery, type ProcessingPorts, type QuarantineStore } from './domain/event-processing';
-import { ATTRIBUTE, decodeQueuedEvent, MalformedQueueMessageError, type QueuedEvent } from './domain/queued-event';
+import { deliveryResult, processDelivery, type DeliveryOutcome, type ProcessingPorts, type QuarantineStore } from './domain/event-processing';
+import { decodeQueuedEvent, MalformedQueueMessageError, type QueuedEvent } from './domain/queued-event';
 import { MalformedEnvelopeError } from './domain/webhook-event';
 import { requiredEnv } from './shared/environment';
 import { logger, metrics, publishMetrics } from './shared/observability';
 import { traced, tracer } from './shared/tracing';
-import { BUCKET, QUEUES, TABLES, WORKER_TIMEOUT_SECONDS } from './shared/resources';
+import { BUCKET, QUEUES, TABLES } from './shared/resources';
 
 /** What the worker needs from the outside world. */
 export interface WorkerDependencies {
   readonly ports: ProcessingPorts;
-  readonly dedupe: DeliveryDedupe;
   readonly claimChecks: ClaimCheckStore;
   /** When set, events of any other team are quarantined instead of stored. */
   readonly expectedTeamId?: string;
@@ -45,11 +36,7 @@ const WRITTEN_METRIC: Record<'summary' | 'timeseries' | 'workout_stream' | 'conn
   historical: 'BackfillsRequested',
 };
 
-function countOutcome(outcome: DedupedOutcome): void {
-  if (outcome.duplicate) {
-    metrics.addMetric('DuplicateDeliveries', MetricUnit.Count, 1);
-    return;
-  }
+function countOutcome(outcome: DeliveryOutcome): void {
   switch (outcome.action) {
     case 'unknown':
       metrics.addMetric('UnknownEvents', MetricUnit.Count, 1);
@@ -68,17 +55,20 @@ function countOutcome(outcome: DedupedOutcome): void {
   // line per invocation instead of one line per record.
   if (outcome.written > 0) metrics.addMetric(WRITTEN_METRIC[outcome.action], MetricUnit.Count, outcome.written);
   if (outcome.stale > 0) metrics.addMetric('StaleVersionsIgnored', MetricUnit.Count, outcome.stale);
+  if (deliveryResult(outcome) === 'duplicate') metrics.addMetric('DuplicateDeliveries', MetricUnit.Count, 1);
 }
 
 /**
  * Builds the worker: for each SQS record, decode the queue message, fetch a claim-checked body, and
- * process the delivery once per `svix-id`. Records that throw are reported alone in
+ * process the delivery. No delivery is remembered: processing is idempotent by construction
+ * (functions/domain/event-processing.ts), so a copy of a delivery, however late, is processed again,
+ * changes nothing and is logged and counted as a duplicate. Records that throw are reported alone in
  * `batchItemFailures` and retried by SQS until `maxReceiveCount` moves them to the DLQ; nothing is
  * swallowed. A malformed body is such a failure on purpose: it was correctly signed, so it is kept
  * (in the DLQ) for a replay once the schema or the sender is fixed, rather than dropped.
  */
 export function createWorkerHandler(deps: WorkerDependencies) {
-  const processRecord = async (record: SQSRecord, context: Context | undefined): Promise<void> => {
+  const processRecord = async (record: SQSRecord): Promise<void> => {
     let queued: QueuedEvent;
     try {
       queued = decodeQueuedEvent(record.body, attributesOf(record));
@@ -91,31 +81,21 @@ export function createWorkerHandler(deps: WorkerDependencies) {
     }
     const keys = { svixId: queued.svixId, eventType: queued.eventType };
     try {
-      const outcome = await deps.dedupe.once(
-        queued.svixId,
-        async () => {
-          const body = queued.body ?? (await deps.claimChecks.get(queued.claimCheck!));
-          return processDelivery({ svixId: queued.svixId, receivedAt: queued.receivedAt, body }, deps.ports, {
-            expectedTeamId: deps.expectedTeamId,
-          });
-        },
-        context,
-      );
+      const body = queued.body ?? (await deps.claimChecks.get(queued.claimCheck!));
+      const outcome = await processDelivery({ svixId: queued.svixId, receivedAt: queued.receivedAt, body }, deps.ports, {
+        expectedTeamId: deps.expectedTeamId,
+      });
       countOutcome(outcome);
       logger.info('Delivery processed', {
         ...keys,
         userId: outcome.userId,
         action: outcome.action,
+        result: deliveryResult(outcome),
         written: outcome.written,
         stale: outcome.stale,
-        duplicate: outcome.duplicate,
+        unchanged: outcome.unchanged,
       });
     } catch (error) {
-      if (error instanceof DeliveryInProgressError) {
-        metrics.addMetric('DuplicateDeliveries', MetricUnit.Count, 1);
-        logger.info('Copy of a delivery another invocation is processing; acknowledged', keys);
-        return;
-      }
       if (error instanceof MalformedEnvelopeError) {
         metrics.addMetric('MalformedEnvelopes', MetricUnit.Count, 1);
         logger.error('Signed body breaks its schema; retried, then kept in the DLQ for replay', { ...keys, issues: error.issues });
@@ -127,22 +107,12 @@ export function createWorkerHandler(deps: WorkerDependencies) {
     }
   };
 
-  return async (event: SQSEvent, context?: Context): Promise<SQSBatchResponse> => {
+  return async (event: SQSEvent, _context?: Context): Promise<SQSBatchResponse> => {
     // A processor holds the state of one batch: one per invocation, so concurrent invocations of
     // this handler (the local pipeline runs several) cannot mix their batches.
     const processor = new BatchProcessor(EventType.SQS);
-    // Copies of one delivery in a batch (a Svix retry that caught up) run one after another, so the
-    // second finds the first done and is counted as a duplicate instead of failing as "in progress".
-    const deliveriesInFlight = new Map<string, Promise<void>>();
-    const processInTurn = (record: SQSRecord): Promise<void> => {
-      const svixId = record.messageAttributes?.[ATTRIBUTE.svixId]?.stringValue ?? record.messageId;
-      const previous = deliveriesInFlight.get(svixId) ?? Promise.resolve();
-      const current = previous.catch(() => undefined).then(() => processRecord(record, context));
-      deliveriesInFlight.set(svixId, current);
-      return current;
-    };
     try {
-      return await traced('worker', () => processPartialResponse(event, processInTurn, processor, {
+      return await traced('worker', () => processPartialResponse(event, processRecord, processor, {
         // Every record failing is still a partial response to SQS: each is retried on its own.
         throwOnFullBatchFailure: false,
       }));
@@ -171,8 +141,9 @@ export function workerFromEnvironment(): WorkerDependencies {
       }),
       connections: new DynamoDbConnectionStore(documents, requiredEnv(TABLES.connections.envVar)),
       backfillRequests: loadedOnFirstUse<BackfillRequests>(async () => {
-        const [{ QueuedBackfillRequests, SqsBackfillQueue }, { sqsClient }] = await Promise.all([
+        const [{ QueuedBackfillRequests, SqsBackfillQueue }, { DynamoDbBackfillStatusStore }, { sqsClient }] = await Promise.all([
           import('./adapters/backfill-requests'),
+          import('./adapters/backfill-status-store'),
           import('./adapters/sqs-client'),
         ]);
         return new QueuedBackfillRequests({
@@ -185,12 +156,6 @@ export function workerFromEnvironment(): WorkerDependencies {
         return new S3QuarantineStore(await tracedS3(), bucket, BUCKET.prefixes.quarantine);
       }),
     },
-    dedupe: new PowertoolsDeliveryDedupe({
-      client,
-      tableName: requiredEnv(TABLES.deliveries.envVar),
-      expiresAfterDays: Number(process.env.DELIVERY_DEDUPE_DAYS ?? DEFAULT_DELIVERY_DEDUPE_DAYS),
-      defaultRemainingMs: WORKER_TIMEOUT_SECONDS * 1000,
-    }),
     claimChecks: loadedOnFirstUse<ClaimCheckStore>(async () => {
       const { S3ClaimCheckStore } = await import('./adapters/claim-check-store');
       return new S3ClaimCheckStore(await tracedS3(), bucket);

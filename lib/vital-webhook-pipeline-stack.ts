@@ -39,8 +39,6 @@ export interface VitalWebhookPipelineProps extends StackProps {
    * @default accept every team
    */
   readonly expectedTeamId?: string;
-  /** Days a delivery (svix-id) is remembered for dedupe; Svix retries for about 27.5 hours. @default 7 */
-  readonly deliveryDedupeDays?: number;
   /** Days raw bodies (claim checks, quarantined events) are kept in the bucket. @default 30 */
   readonly rawBodyRetentionDays?: number;
   /**
@@ -204,17 +202,16 @@ export class VitalWebhookPipelineStack extends Stack {
     const worker = new PipelineFunction(this, 'Worker', {
       ...common,
       entry: 'worker.ts',
-      description: 'Dedupes verified Vital events into DynamoDB and schedules backfills',
+      description: 'Stores verified Vital events in DynamoDB and schedules backfills',
       timeout: Duration.seconds(QUEUES.events.consumerTimeoutSeconds),
       environment: {
         ...tables.environment(),
         [BUCKET.envVar]: bucket.bucketName,
         [QUEUES.backfill.envVar]: backfill.queue.queueUrl,
-        DELIVERY_DEDUPE_DAYS: String(props.deliveryDedupeDays ?? 7),
         ...(props.expectedTeamId ? { EXPECTED_TEAM_ID: props.expectedTeamId } : {}),
       },
     });
-    tables.grantRecordAccess(worker, 'deliveries', 'summaries', 'timeseries', 'connections', 'backfills');
+    tables.grantRecordAccess(worker, 'summaries', 'timeseries', 'connections', 'backfills');
     grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.claimChecks, ['s3:GetObject']);
     grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.quarantine, ['s3:PutObject']);
     backfill.queue.grantSendMessages(worker);

@@ -2,7 +2,6 @@ import {
   CreateTableCommand,
   DescribeTableCommand,
   ResourceInUseException,
-  UpdateTimeToLiveCommand,
   type AttributeDefinition,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
@@ -10,7 +9,7 @@ import { TABLES, type TableDefinition } from '../functions/shared/resources';
 
 /**
  * Creates the pipeline's tables on a DynamoDB stand-in, exactly as `TABLES` describes them (keys,
- * local secondary indexes, time to live), so the local pipeline and the tests run on the same
+ * local secondary indexes), so the local pipeline and the tests run on the same
  * layout the CDK stack deploys. Tables only: queues and the bucket are set up elsewhere.
  */
 
@@ -56,14 +55,6 @@ async function createTable(client: DynamoDBClient, name: string, table: TableDef
     const { Table } = await client.send(new DescribeTableCommand({ TableName: name }));
     if (Table?.TableStatus === 'ACTIVE') break;
     await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  if (table.timeToLiveAttribute) {
-    await client.send(
-      new UpdateTimeToLiveCommand({
-        TableName: name,
-        TimeToLiveSpecification: { AttributeName: table.timeToLiveAttribute, Enabled: true },
-      }),
-    );
   }
 }
 

@@ -16,7 +16,7 @@ import type { PipelineTarget } from '../target';
  * `inspect dlq` and `replay`: what sits in the dead-letter queues, and moving it back. Reading a
  * queue means receiving its messages (SQS has no peek), so every read holds the messages briefly and
  * then makes them visible again. A replayed message keeps its body and attributes, its `svix-id`
- * above all, so the worker's delivery dedupe still recognises it.
+ * above all, so it keeps its place in message order and finds what it already stored unchanged.
  */
 
 /** How long a read holds messages: long enough to walk the whole queue. */

@@ -2,6 +2,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { ConnectionStore } from '../domain/event-processing';
 import type { OrderKey } from '../domain/message-order';
+import { STORAGE_LAYOUT_VERSION, type DeliveryOrigin } from '../domain/record-store';
 import type { ConnectionChange } from '../domain/webhook-event';
 
 /** A connection as stored: the latest state by message order, with what its events announced. */
@@ -11,8 +12,11 @@ export interface StoredConnection {
   readonly status: 'connected' | 'error';
   /** Order key of the event that set this state. */
   readonly order: OrderKey;
-  /** `resource_availability` of the latest `created` event, as JSON text exactly as received. */
-  readonly resourceAvailability?: string;
+  /** The delivery of the event that set this state. */
+  readonly svixId?: string;
+  readonly receivedAt?: string;
+  /** `resource_availability` of the latest `created` event, as a native map exactly as received. */
+  readonly resourceAvailability?: Record<string, unknown>;
   readonly externalUserId?: string;
   readonly lastErrorType?: string;
   readonly lastErrorMessage?: string;
@@ -20,10 +24,12 @@ export interface StoredConnection {
 }
 
 /**
- * Connections per (user, provider) on DynamoDB. Each change is one conditional update on the event's
- * order key (`order <= :order`), so an older event never overwrites a newer state and a redelivered
- * one re-applies harmlessly. A newer error keeps the availability a connection announced; a newer
- * `created` (a reconnection) keeps the last error for reference, with the status saying which is current.
+ * Connections per (user, provider) on DynamoDB, in plain attributes (`resourceAvailability` a
+ * native map, filterable with PartiQL). Each change is one conditional update on the event's order
+ * key (`order < :order`), so an older event never overwrites a newer state, and a redelivered one
+ * writes nothing and is reported `unchanged`. A newer error keeps the availability a connection
+ * announced; a newer `created` (a reconnection) keeps the last error for reference, with the status
+ * saying which is current.
  */
 export class DynamoDbConnectionStore implements ConnectionStore {
   constructor(
@@ -31,15 +37,26 @@ export class DynamoDbConnectionStore implements ConnectionStore {
     private readonly tableName: string,
   ) {}
 
-  async applyChange(input: { userId: string; provider: string; order: OrderKey; change: ConnectionChange }): Promise<'applied' | 'stale'> {
-    const { change } = input;
-    const values: Record<string, unknown> = { ':order': input.order };
-    const assignments = ['#order = :order', '#status = :status'];
+  async applyChange(input: {
+    userId: string;
+    provider: string;
+    order: OrderKey;
+    change: ConnectionChange;
+    origin?: DeliveryOrigin;
+  }): Promise<'applied' | 'stale' | 'unchanged'> {
+    const { change, origin } = input;
+    const values: Record<string, unknown> = { ':order': input.order, ':layout': STORAGE_LAYOUT_VERSION };
+    const assignments = ['#order = :order', '#status = :status', 'layout = :layout'];
+    if (origin) {
+      assignments.push('svixId = :svixId', 'receivedAt = :receivedAt');
+      values[':svixId'] = origin.svixId;
+      values[':receivedAt'] = origin.receivedAt;
+    }
     if (change.change === 'created') {
       values[':status'] = 'connected';
       if (change.resourceAvailability) {
         assignments.push('resourceAvailability = :availability');
-        values[':availability'] = JSON.stringify(change.resourceAvailability);
+        values[':availability'] = change.resourceAvailability;
       }
       if (change.externalUserId) {
         assignments.push('externalUserId = :externalUserId');
@@ -58,15 +75,17 @@ export class DynamoDbConnectionStore implements ConnectionStore {
           TableName: this.tableName,
           Key: { userId: input.userId, provider: input.provider },
           UpdateExpression: `SET ${assignments.join(', ')}`,
-          ConditionExpression: 'attribute_not_exists(#order) OR #order <= :order',
+          ConditionExpression: 'attribute_not_exists(#order) OR #order < :order',
           ExpressionAttributeNames: { '#order': 'order', '#status': 'status' },
           ExpressionAttributeValues: values,
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
       return 'applied';
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return 'stale';
-      throw error;
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      // This very change is stored already (a redelivery): nothing to do.
+      return error.Item?.order?.S === input.order ? 'unchanged' : 'stale';
     }
   }
 

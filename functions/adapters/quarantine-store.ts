@@ -1,9 +1,16 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Delivery, QuarantineStore } from '../domain/event-processing';
+import { messageCreatedAtMs } from '../domain/message-order';
 
-/** Where a quarantined delivery is kept: one object per delivery, grouped by day of receipt. */
+/**
+ * Where a quarantined delivery is kept: one object per message, grouped by the day Svix created it
+ * (its KSUID time; the day of receipt for ids that are not KSUIDs). Every delivery of one message
+ * (retries, a recovery days later, a replay) maps to the same key, so quarantining is idempotent.
+ */
 export function quarantineKey(prefix: string, delivery: Pick<Delivery, 'svixId' | 'receivedAt'>): string {
-  return `${prefix}${delivery.receivedAt.slice(0, 10)}/${encodeURIComponent(delivery.svixId)}.json`;
+  const createdAtMs = messageCreatedAtMs(delivery.svixId);
+  const day = createdAtMs === undefined ? delivery.receivedAt.slice(0, 10) : new Date(createdAtMs).toISOString().slice(0, 10);
+  return `${prefix}${day}/${encodeURIComponent(delivery.svixId)}.json`;
 }
 
 /**

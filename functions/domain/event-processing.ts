@@ -1,23 +1,30 @@
 import type { BackfillRequests } from './backfill-requests';
 import { orderKeyOfDelivery, type OrderKey } from './message-order';
-import type { RecordStore } from './record-store';
+import type { DeliveryOrigin, RecordStore } from './record-store';
 import { interpretEvent, type ConnectionChange, type EventAction, type InterpretOptions } from './webhook-event';
 
 /**
  * What the worker does with one verified delivery, independent of AWS: interpret the body, then
- * store, notify, quarantine or merely count. Every step is idempotent, so a redelivery (after a
- * failure half way, or a Svix retry the delivery dedupe did not catch) is harmless.
+ * store, notify, quarantine or merely count. There is no delivery-level dedupe: every effect is
+ * idempotent by construction, ordered by what it carries (summaries by `updated_at`, samples and
+ * connection states by message order, backfill runs by the notice's svix-id, quarantined bodies by
+ * their key), so a redelivery, a Svix recovery weeks later or a DLQ replay, after a failure half way
+ * or not, applies nothing twice and is reported as such (`deliveryResult`).
  */
 
 /** Keeps the current state of each (user, provider) connection. */
 export interface ConnectionStore {
-  /** Applies a change unless a newer one (by `order`) is already stored; says which happened. */
+  /**
+   * Applies a change unless one of its order or newer is already stored; says which happened
+   * (`unchanged`: this very change is stored already).
+   */
   applyChange(input: {
     readonly userId: string;
     readonly provider: string;
     readonly order: OrderKey;
     readonly change: ConnectionChange;
-  }): Promise<'applied' | 'stale'>;
+    readonly origin?: DeliveryOrigin;
+  }): Promise<'applied' | 'stale' | 'unchanged'>;
 }
 
 /** Keeps bodies that must not be processed (another team's events) for inspection. */
@@ -41,7 +48,7 @@ export interface Delivery {
   readonly body: string;
 }
 
-/** What processing a delivery did; small and JSON-safe, as the delivery dedupe stores it. */
+/** What processing a delivery did, with no payload in it (it is logged). */
 export interface DeliveryOutcome {
   readonly action: EventAction['kind'];
   readonly resource?: string;
@@ -50,7 +57,24 @@ export interface DeliveryOutcome {
   readonly written: number;
   /** Records kept out because a newer version is stored. */
   readonly stale: number;
+  /** Records found stored at this very version already. */
+  readonly unchanged: number;
 }
+
+/**
+ * A delivery's result in one word: it `wrote` something; or it was entirely `stale` (newer data
+ * is stored); or it was a `duplicate` (every record it carries is stored at its version already:
+ * a redelivery, recovery or replay); or it carried no records (`none`: notices, unknown, device,
+ * out-of-scope and quarantined events).
+ */
+export function deliveryResult(outcome: DeliveryOutcome): 'wrote' | 'stale' | 'duplicate' | 'none' {
+  if (outcome.written > 0) return 'wrote';
+  if (outcome.stale > 0) return 'stale';
+  if (outcome.unchanged > 0) return 'duplicate';
+  return 'none';
+}
+
+const NOTHING = { written: 0, stale: 0, unchanged: 0 } as const;
 
 /**
  * Processes one delivery. Throws `MalformedEnvelopeError` for a body that breaks its schema and
@@ -63,39 +87,48 @@ export async function processDelivery(
 ): Promise<DeliveryOutcome> {
   const action = interpretEvent(delivery.body, options);
   const order = orderKeyOfDelivery(delivery.svixId, Date.parse(delivery.receivedAt));
+  const origin = { svixId: delivery.svixId, receivedAt: delivery.receivedAt };
   switch (action.kind) {
     case 'summary': {
-      const outcome = await ports.records.storeSummary({ ...action, order });
+      const outcome = await ports.records.storeSummary({ ...action, order, origin });
       return { action: action.kind, resource: action.resource, userId: action.userId, ...outcome };
     }
     case 'timeseries': {
-      const outcome = await ports.records.storeTimeseries({ ...action, order });
+      const outcome = await ports.records.storeTimeseries({ ...action, order, origin });
       return { action: action.kind, resource: action.resource, userId: action.userId, ...outcome };
     }
     case 'workout_stream': {
       const { userId, provider, workoutId, object } = action;
-      const outcome = await ports.records.storeSummary({ userId, resource: 'workout_stream', object, order });
-      // A stale notice was superseded by a newer one, which asked already. An equal one is asked
-      // again: the first attempt may have stored the notice and then failed to ask.
+      const outcome = await ports.records.storeSummary({ userId, resource: 'workout_stream', object, order, origin });
+      // A stale notice was superseded by a newer one, which asked already. An unchanged one (a
+      // redelivery) asks again: the first attempt may have stored the notice and then failed to ask.
       if (outcome.stale === 0) await ports.backfillRequests.requestWorkoutStream({ userId, provider, workoutId, order });
       return { action: action.kind, resource: 'workout_stream', userId, ...outcome };
     }
     case 'historical': {
       const { userId, provider, resource, startDate, endDate } = action;
+      // Idempotent by run: the run is the notice's svix-id, so a redelivered notice finds its run queued or started.
       await ports.backfillRequests.requestHistorical({ userId, provider, resource, startDate, endDate, svixId: delivery.svixId, order });
-      return { action: action.kind, resource, userId, written: 0, stale: 0 };
+      return { action: action.kind, resource, userId, ...NOTHING };
     }
     case 'connection': {
       const { kind, userId, provider, ...change } = action;
-      const result = await ports.connections.applyChange({ userId, provider, order, change });
-      return { action: kind, userId, written: result === 'applied' ? 1 : 0, stale: result === 'stale' ? 1 : 0 };
+      const result = await ports.connections.applyChange({ userId, provider, order, change, origin });
+      return {
+        action: kind,
+        userId,
+        written: result === 'applied' ? 1 : 0,
+        stale: result === 'stale' ? 1 : 0,
+        unchanged: result === 'unchanged' ? 1 : 0,
+      };
     }
     case 'foreign_team':
+      // Idempotent by key: the quarantined copy's key is the svix-id, so a redelivery overwrites it with the same body.
       await ports.quarantine.quarantine(delivery, 'foreign_team');
-      return { action: action.kind, written: 0, stale: 0 };
+      return { action: action.kind, ...NOTHING };
     case 'device':
     case 'unknown':
     case 'out_of_scope':
-      return { action: action.kind, written: 0, stale: 0 };
+      return { action: action.kind, ...NOTHING };
   }
 }

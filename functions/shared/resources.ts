@@ -17,8 +17,6 @@ export interface TableDefinition {
   readonly partitionKey: KeyAttribute;
   readonly sortKey?: KeyAttribute;
   readonly localSecondaryIndexes?: readonly { readonly indexName: string; readonly sortKey: KeyAttribute }[];
-  /** Attribute holding an epoch-seconds expiry, when records of this table expire. */
-  readonly timeToLiveAttribute?: string;
   readonly description: string;
 }
 
@@ -45,19 +43,12 @@ export interface QueueDefinition {
 const string = (name: string): KeyAttribute => ({ name, type: 'S' });
 
 export const TABLES = {
-  deliveries: {
-    id: 'Deliveries',
-    envVar: 'DELIVERIES_TABLE',
-    partitionKey: string('id'),
-    timeToLiveAttribute: 'expiration',
-    description: 'Delivery-level dedupe: one record per svix-id, kept at least 7 days.',
-  },
   summaries: {
     id: 'Summaries',
     envVar: 'SUMMARIES_TABLE',
     partitionKey: string('pk'),
     sortKey: string('sk'),
-    description: 'Summary records: one item per (user, resource, id), the newest version by updated_at.',
+    description: 'Summary records: one item per (user, resource, id), the newest version by updated_at, with the svix-id that wrote it.',
   },
   timeseries: {
     id: 'Timeseries',

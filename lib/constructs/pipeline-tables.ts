@@ -10,7 +10,7 @@ const attribute = (key: KeyAttribute): Attribute => ({
   type: { S: AttributeType.STRING, N: AttributeType.NUMBER, B: AttributeType.BINARY }[key.type],
 });
 
-/** Builds one table from its shared definition: on-demand, point-in-time recovery, KMS, TTL where records expire. */
+/** Builds one table from its shared definition: on-demand, point-in-time recovery, KMS. */
 function tableFrom(scope: Construct, definition: TableDefinition, encryptionKey: IKey, removalPolicy: RemovalPolicy): TableV2 {
   return new TableV2(scope, definition.id, {
     partitionKey: attribute(definition.partitionKey),
@@ -19,7 +19,6 @@ function tableFrom(scope: Construct, definition: TableDefinition, encryptionKey:
       indexName: index.indexName,
       sortKey: attribute(index.sortKey),
     })),
-    timeToLiveAttribute: definition.timeToLiveAttribute,
     billing: Billing.onDemand(),
     pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
     encryption: TableEncryptionV2.customerManagedKey(encryptionKey),
@@ -46,13 +45,13 @@ export class PipelineTables extends Construct {
   }
 
   /**
-   * The item operations the handlers' stores use (Powertools Idempotency adds DeleteItem), on the
-   * named tables, and the key that encrypts them. Not Scan, BatchWriteItem or stream reads, which
+   * The item operations the handlers' stores use, on the named tables, and the key that encrypts
+   * them. Not DeleteItem (no handler deletes a record), Scan, BatchWriteItem or stream reads, which
    * `grantReadWriteData` would add.
    */
   grantRecordAccess(grantee: IGrantable, ...names: (keyof typeof TABLES)[]): void {
     for (const name of names) {
-      this.tables[name].grants.actions(grantee, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query');
+      this.tables[name].grants.actions(grantee, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query');
     }
     this.encryptionKey.grantEncryptDecrypt(grantee);
   }

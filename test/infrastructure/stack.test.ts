@@ -71,7 +71,7 @@ describe('VitalWebhookPipelineStack', () => {
     assert.deepEqual(visibilities, [QUEUES.events.visibilityTimeoutSeconds, QUEUES.backfill.visibilityTimeoutSeconds].sort((a, b) => a - b));
     for (const [, fn] of resources('AWS::Lambda::Function')) {
       const timeout = fn.Properties.Timeout;
-      if (String(fn.Properties.Description).startsWith('Dedupes')) assert.ok(QUEUES.events.visibilityTimeoutSeconds >= 6 * timeout);
+      if (String(fn.Properties.Description).startsWith('Stores')) assert.ok(QUEUES.events.visibilityTimeoutSeconds >= 6 * timeout);
       if (String(fn.Properties.Description).startsWith('Fetches')) assert.ok(QUEUES.backfill.visibilityTimeoutSeconds >= 6 * timeout);
     }
   });
@@ -104,8 +104,10 @@ describe('VitalWebhookPipelineStack', () => {
       assert.equal(table.Properties.Replicas[0].PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled, true, id);
     }
     template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
-      KeySchema: [{ AttributeName: TABLES.deliveries.partitionKey.name, KeyType: 'HASH' }],
-      TimeToLiveSpecification: { AttributeName: TABLES.deliveries.timeToLiveAttribute, Enabled: true },
+      KeySchema: [
+        { AttributeName: TABLES.summaries.partitionKey.name, KeyType: 'HASH' },
+        { AttributeName: TABLES.summaries.sortKey.name, KeyType: 'RANGE' },
+      ],
     });
     for (const definition of Object.values(TABLES)) template.hasOutput(`${definition.id}TableName`, {});
   });
@@ -149,13 +151,13 @@ describe('VitalWebhookPipelineStack', () => {
         .filter((statement) => [statement.Action].flat().some((action) => action.startsWith(actionPrefix)))
         .map((statement) => JSON.stringify(statement.Resource));
     const expectations: [string, { tables: string[]; prefixes: string[]; sendTo: string[]; secrets: string[] }][] = [
-      ['Dedupes', { tables: ['Deliveries', 'Summaries', 'Timeseries', 'Connections', 'Backfills'], prefixes: ['raw-bodies/', 'quarantine/'], sendTo: ['BackfillQueue'], secrets: [] }],
+      ['Stores', { tables: ['Summaries', 'Timeseries', 'Connections', 'Backfills'], prefixes: ['raw-bodies/', 'quarantine/'], sendTo: ['BackfillQueue'], secrets: [] }],
       ['Fetches', { tables: ['Summaries', 'Timeseries', 'Backfills'], prefixes: ['workout-streams/'], sendTo: ['BackfillQueue'], secrets: ['VitalApiKey'] }],
     ];
     for (const [description, expected] of expectations) {
       const fn = functionLogicalId(description);
       const dynamoActions = actionsOf(fn).filter((action) => action.startsWith('dynamodb:'));
-      assert.deepEqual(dynamoActions, ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], description);
+      assert.deepEqual(dynamoActions, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], description);
       const tablesGranted = resourcesOf(fn, 'dynamodb:').map((resource) => /Tables([A-Za-z]+?)[0-9A-F]{8}/.exec(resource)?.[1]).sort();
       assert.deepEqual(tablesGranted, [...expected.tables].sort(), `${description}: tables`);
       const s3 = resourcesOf(fn, 's3:');

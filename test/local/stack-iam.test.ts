@@ -33,7 +33,7 @@ describe('the stack\'s IAM on the stand-ins', () => {
   let admin: StandInClients;
   let as: Record<'verifier' | 'worker' | 'backfill', StandInClients>;
   let resources: LocalResources;
-  const key = { id: { S: 'iam-check' } };
+  const key = { userId: { S: 'iam-check' }, provider: { S: 'oura' } };
 
   before(async () => {
     const [dynamo, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
@@ -56,24 +56,24 @@ describe('the stack\'s IAM on the stand-ins', () => {
   });
 
   it('lets each function reach only the tables its role names, with the actions granted', async () => {
-    const deliveries = resources.tables.deliveries;
-    assert.equal(await outcome(as.worker.dynamodb.send(new PutItemCommand({ TableName: deliveries, Item: key }))), 'ok');
-    // The backfill has no business with deliveries, and the verifier none with any table.
-    assert.equal(await outcome(as.backfill.dynamodb.send(new GetItemCommand({ TableName: deliveries, Key: key }))), 'AccessDeniedException 400');
+    const connections = resources.tables.connections;
+    assert.equal(await outcome(as.worker.dynamodb.send(new PutItemCommand({ TableName: connections, Item: key }))), 'ok');
+    // The backfill has no business with connections, and the verifier none with any table.
+    assert.equal(await outcome(as.backfill.dynamodb.send(new GetItemCommand({ TableName: connections, Key: key }))), 'AccessDeniedException 400');
     assert.equal(await outcome(as.verifier.dynamodb.send(new GetItemCommand({ TableName: resources.tables.summaries, Key: { pk: { S: 'a' }, sk: { S: 'b' } } }))), 'AccessDeniedException 400');
     // Granted per action: the worker may put an item, not batch-write or scan.
-    const batch = new BatchWriteItemCommand({ RequestItems: { [deliveries]: [{ PutRequest: { Item: key } }] } });
+    const batch = new BatchWriteItemCommand({ RequestItems: { [connections]: [{ PutRequest: { Item: key } }] } });
     assert.equal(await outcome(as.worker.dynamodb.send(batch)), 'AccessDeniedException 400');
-    assert.equal(await outcome(as.worker.dynamodb.send(new ScanCommand({ TableName: deliveries }))), 'AccessDeniedException 400');
+    assert.equal(await outcome(as.worker.dynamodb.send(new ScanCommand({ TableName: connections }))), 'AccessDeniedException 400');
     // The administrator (provisioning, the tests' checks, the CLI) is not held to a role.
-    assert.equal(await outcome(admin.dynamodb.send(new ScanCommand({ TableName: deliveries }))), 'ok');
+    assert.equal(await outcome(admin.dynamodb.send(new ScanCommand({ TableName: connections }))), 'ok');
   });
 
   it('names the role, the action and the resource in the refusal, as AWS does', async () => {
-    const refusal = await as.backfill.dynamodb.send(new GetItemCommand({ TableName: resources.tables.deliveries, Key: key })).catch((error: Error) => error);
+    const refusal = await as.backfill.dynamodb.send(new GetItemCommand({ TableName: resources.tables.connections, Key: key })).catch((error: Error) => error);
     assert.match(
       String((refusal as Error).message),
-      /^User: arn:aws:sts::000000000000:assumed-role\/BackfillServiceRole[0-9A-F]+\/backfill is not authorized to perform: dynamodb:GetItem on resource: arn:aws:dynamodb:us-east-1:000000000000:table\/iam-Deliveries because no identity-based policy allows/,
+      /^User: arn:aws:sts::000000000000:assumed-role\/BackfillServiceRole[0-9A-F]+\/backfill is not authorized to perform: dynamodb:GetItem on resource: arn:aws:dynamodb:us-east-1:000000000000:table\/iam-Connections because no identity-based policy allows/,
     );
   });
 

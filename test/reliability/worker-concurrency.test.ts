@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import type { Context, SQSRecord } from 'aws-lambda';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createWorkerHandler } from '../../functions/worker';
-import type { DeliveryDedupe } from '../../functions/adapters/delivery-dedupe';
 import type { ClaimCheckStore } from '../../functions/adapters/event-queue';
 import type { ProcessingPorts } from '../../functions/domain/event-processing';
 import { newMessageId } from '../../functions/domain/message-order';
@@ -24,11 +23,6 @@ const unusedPorts = new Proxy({} as ProcessingPorts, {
     throw new Error('no port is needed for these events');
   },
 });
-
-/** Runs each delivery once: no dedupe state is needed to show the race. */
-const passThroughDedupe: DeliveryDedupe = {
-  once: async (_svixId, process) => ({ ...(await process()), duplicate: false }),
-};
 
 /** Claim-checked bodies held in memory, answered after a delay (a slow S3 read). */
 class SlowClaimChecks implements ClaimCheckStore {
@@ -69,7 +63,7 @@ const envelope = (eventType: string, data: unknown) => JSON.stringify({ event_ty
 describe('worker handler under concurrent invocations (as the local event source mapping runs it)', () => {
   it('reports a failed record of one invocation even when another invocation starts meanwhile', async () => {
     const claimChecks = new SlowClaimChecks();
-    const handler = createWorkerHandler({ ports: unusedPorts, dedupe: passThroughDedupe, claimChecks });
+    const handler = createWorkerHandler({ ports: unusedPorts, claimChecks });
     const context = { getRemainingTimeInMillis: () => 30_000 } as Context;
 
     // Invocation A: a poison body (a sleep summary without id) that fails at once, and a slow record.
@@ -87,7 +81,7 @@ describe('worker handler under concurrent invocations (as the local event source
 
   it('alone, the same batch reports the poison record as failed', async () => {
     const claimChecks = new SlowClaimChecks();
-    const handler = createWorkerHandler({ ports: unusedPorts, dedupe: passThroughDedupe, claimChecks });
+    const handler = createWorkerHandler({ ports: unusedPorts, claimChecks });
     const poison = record('a-poison', envelope('daily.data.sleep.created', { source: { provider: 'oura' } }));
     const slow = record('a-slow', envelope('labtest.order.updated', {}), await claimChecks.put('slow', envelope('labtest.order.updated', {})));
     const response = await handler({ Records: [poison, slow] }, { getRemainingTimeInMillis: () => 30_000 } as Context);

@@ -3,9 +3,9 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import type { WorkerDependencies } from '../../functions/worker';
+import type { ProcessingPorts } from '../../functions/domain/event-processing';
 import { DynamoDbRecordStore } from '../../functions/adapters/record-store';
 import { DynamoDbConnectionStore } from '../../functions/adapters/connection-store';
-import { PowertoolsDeliveryDedupe } from '../../functions/adapters/delivery-dedupe';
 import { S3ClaimCheckStore } from '../../functions/adapters/claim-check-store';
 import { S3QuarantineStore } from '../../functions/adapters/quarantine-store';
 import { QueuedBackfillRequests, SqsBackfillQueue } from '../../functions/adapters/backfill-requests';
@@ -21,8 +21,7 @@ import { LOCAL_AWS, standInClients, startDynamoDbLocal, startSqsAndS3 } from '..
 
 /**
  * The worker on real stand-ins: DynamoDB Local with the project's tables, fauxqs for S3 (claim
- * checks, quarantine), the real stores, the real Powertools dedupe and the real backfill requests
- * (status table and job queue).
+ * checks, quarantine), the real stores and the real backfill requests (status table and job queue).
  */
 
 export interface WorkerHarness {
@@ -39,6 +38,8 @@ export interface WorkerHarness {
   readonly backfillQueueUrl: string;
   /** Worker dependencies on the stand-ins; `overrides` replace parts (a failing store wrapper). */
   dependencies(overrides?: Partial<WorkerDependencies> & { expectedTeamId?: string }): WorkerDependencies;
+  /** Ports of their own, as another Lambda container of the worker holds them (`dependencies` share one set). */
+  containerPorts(): ProcessingPorts;
   stop(): Promise<void>;
 }
 
@@ -66,7 +67,8 @@ export async function startWorkerHarness(): Promise<WorkerHarness> {
   enforceStackAccess([dynamo, sqsAndS3], env);
   const asWorker = standInClients({ dynamodb: dynamo.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint }, functionCredentials('worker'));
   const workerDocuments = DynamoDBDocumentClient.from(asWorker.dynamodb, { marshallOptions: { removeUndefinedValues: true } });
-  const workerPorts = {
+  /** The worker's ports as one Lambda container holds them: stores of its own, signing as the worker's role. */
+  const containerPorts = (): ProcessingPorts => ({
     records: new DynamoDbRecordStore(workerDocuments, { summariesTable: env[TABLES.summaries.envVar]!, timeseriesTable: env[TABLES.timeseries.envVar]! }),
     connections: new DynamoDbConnectionStore(workerDocuments, env[TABLES.connections.envVar]!),
     backfillRequests: new QueuedBackfillRequests({
@@ -74,8 +76,8 @@ export async function startWorkerHarness(): Promise<WorkerHarness> {
       queue: new SqsBackfillQueue(asWorker.sqs, backfillQueueUrl),
     }),
     quarantine: new S3QuarantineStore(asWorker.s3, bucket, BUCKET.prefixes.quarantine),
-  };
-  const dedupe = new PowertoolsDeliveryDedupe({ client: asWorker.dynamodb, tableName: env[TABLES.deliveries.envVar]!, defaultRemainingMs: 30_000 });
+  });
+  const workerPorts = containerPorts();
   return {
     client,
     documents,
@@ -87,9 +89,9 @@ export async function startWorkerHarness(): Promise<WorkerHarness> {
     backfillStatuses,
     sqs,
     backfillQueueUrl,
+    containerPorts,
     dependencies: (overrides = {}) => ({
       ports: workerPorts,
-      dedupe,
       claimChecks: new S3ClaimCheckStore(asWorker.s3, bucket),
       ...overrides,
     }),
