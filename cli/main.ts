@@ -1,8 +1,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { VitalEnvironment, VitalRegion } from '../functions/adapters/vital-api-client';
+import { RETRY_SCOPE } from '../functions/domain/backfill-retry';
 import { catalogueEventTypes } from '../functions/domain/catalogue';
 import { localDataDir } from '../local/config';
 import type { QueueName } from '../local/local-resources';
+import { retryBackfills, type RetrySelection } from './commands/backfill-retry';
 import { inspectDeadLetters, replayDeadLetters } from './commands/dead-letters';
 import { DoctorFailedError, formatCheck, runDoctor } from './commands/doctor';
 import {
@@ -43,6 +45,11 @@ Commands:
   inspect dlq          [--queue events|backfill]
                 All inspect commands take --json for one JSON array on stdout.
   replay      Move dead letters back to their queue: [--queue events|backfill] [--svix-id <id>]...
+  backfill retry   Resume failed backfill runs from their checkpoints:
+                --user <id> --provider <slug> --resource <name>   one run
+                --user <id>                                       every failed run of a user
+                --all                                             every failed run of the deployment
+                ${RETRY_SCOPE}
   register    The endpoint on Vital's side, through the Junction Management API:
                 register list
                 register create [--url <webhook url>] [--description <text>] [--filter-type <type>]...
@@ -197,7 +204,7 @@ async function inspect(args: string[]): Promise<void> {
         });
         if (values.json) return printJson(backfills.map(({ row }) => row));
         printTable(
-          ['RESOURCE', 'PROVIDER', 'STATUS', 'START', 'END', 'RECORDS', 'LAST ERROR'],
+          ['RESOURCE', 'PROVIDER', 'STATUS', 'START', 'END', 'RECORDS', 'HELD BACK', 'LAST ERROR'],
           backfills.map(({ row, lastError }) => [
             row.resource,
             row.provider,
@@ -205,9 +212,17 @@ async function inspect(args: string[]): Promise<void> {
             row.start_date,
             row.end_date,
             String(row.records),
-            row.status === 'waiting_for_api_key' ? describeWait(row) : (lastError ?? ''),
+            String(row.held_back),
+            row.status === 'waiting_for_api_key'
+              ? describeWait(row)
+              : row.status === 'failed'
+                ? `failed ${row.failed_at ? `${row.failed_at.slice(0, 19)}Z` : '(time unknown)'}: ${row.failure_reason}`
+                : (lastError ?? ''),
           ]),
         );
+        if (backfills.some(({ row }) => row.status === 'failed')) {
+          process.stdout.write(`\nFailed runs: vital-pipeline backfill retry --user ${values.user}${values.stack ? ` --stack ${values.stack}` : ''}. ${RETRY_SCOPE}\n`);
+        }
         // The hint is the same for every waiting run: said once, in full, under the table.
         const waiting = backfills.find(({ row }) => row.hint);
         if (waiting) process.stdout.write(`\nWaiting for the Vital API key: ${waiting.row.hint}\n`);
@@ -259,6 +274,43 @@ async function replay(args: string[]): Promise<void> {
   for (const count of counts) {
     process.stdout.write(`${count.queue}: moved ${count.moved} message(s) from the DLQ back to the queue; ${count.left} left in the DLQ\n`);
   }
+}
+
+async function backfill(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, {
+    user: { type: 'string' },
+    provider: { type: 'string' },
+    resource: { type: 'string' },
+    all: { type: 'boolean' },
+  });
+  if (positionals[0] !== 'retry') throw new UsageError(`backfill what? retry${positionals[0] ? ` (not "${positionals[0]}")` : ''}`);
+  const selection = retrySelection(values);
+  const results = await withTarget(values.stack, (target) => retryBackfills(target, selection));
+  if (values.json) return printJson(results);
+  if (results.length === 0) {
+    process.stdout.write('No failed backfill runs to retry.\n');
+    return;
+  }
+  for (const result of results) {
+    const run = `${result.user_id} ${result.provider}/${result.resource} (run ${result.run_id})`;
+    process.stdout.write(
+      result.outcome === 'retried'
+        ? `retried ${run}: resumes at window ${result.resumes_at_window! + 1} of ${result.windows_total}; it had failed with: ${result.reason}\n`
+        : `skipped ${run}: ${result.reason}\n`,
+    );
+  }
+  process.stdout.write(`${RETRY_SCOPE} Follow it with: vital-pipeline inspect backfills --user <id>\n`);
+}
+
+/** The runs `backfill retry` names: exactly one of a run, a user's failed runs, or `--all`. */
+function retrySelection(values: { user?: string; provider?: string; resource?: string; all?: boolean }): RetrySelection {
+  if (values.all) {
+    if (values.user || values.provider || values.resource) throw new UsageError('--all retries every failed run: give it without --user, --provider, --resource');
+    return { kind: 'deployment' };
+  }
+  if (!values.user) throw new UsageError('backfill retry needs --user <id> (with --provider and --resource for one run), or --all');
+  if (!values.provider && !values.resource) return { kind: 'user', userId: values.user };
+  return { kind: 'run', userId: values.user, provider: required(values.provider, '--provider'), resource: required(values.resource, '--resource') };
 }
 
 function environmentOption(value: string | undefined): VitalEnvironment {
@@ -411,7 +463,7 @@ async function doctor(args: string[]): Promise<void> {
   if (!values.json) process.stdout.write(`All ${checks.filter((check) => check.ok).length} checks passed.\n`);
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { send, inspect, replay, register, secrets, doctor };
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { send, inspect, replay, backfill, register, secrets, doctor };
 
 /** Runs the CLI on `argv` (without node and script); resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {

@@ -1,5 +1,5 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand, ScanCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { statusSortKey } from '../functions/adapters/backfill-status-store';
 import type { StoredConnection } from '../functions/adapters/connection-store';
 import { DynamoDbRecordStore, type TimeRange } from '../functions/adapters/record-store';
@@ -115,6 +115,13 @@ export interface BackfillRow {
   readonly start_date: string;
   readonly end_date: string;
   readonly records: number;
+  /** Records the API sent that break the schema, kept under `held-back/` instead of stored. */
+  readonly held_back: number;
+  /** Only when `failed`: why (the error, never a payload) and when. `vital-pipeline backfill retry` resumes it. */
+  readonly failure_reason?: string;
+  readonly failed_at?: string;
+  /** How many times the run was retried after failing (`vital-pipeline backfill retry`), when it was. */
+  readonly retries?: number;
   /** Only while `waiting_for_api_key`: since when, why (status and path), when it tries again, and what to do. */
   readonly waiting_since?: string;
   readonly waiting_reason?: string;
@@ -133,6 +140,33 @@ export function apiKeyHint(stack: string | undefined): string {
 }
 
 /**
+ * The status items of a user's backfills, or with no user those of the whole deployment (a scan of
+ * the backfills table: status items only, by their sort-key prefix).
+ */
+export async function readBackfillStatuses(dynamodb: DynamoDBClient, table: string, scope: { readonly userId?: string }): Promise<BackfillStatus[]> {
+  // Status items share the sort-key prefix of statusSortKey: `backfill#`.
+  const prefix = `${statusSortKey({ userId: '', provider: '', resource: '' }).split('#')[0]}#`;
+  if (scope.userId !== undefined) {
+    return (await queryAll(dynamodb, {
+      TableName: table,
+      KeyConditionExpression: 'userId = :userId AND begins_with(sk, :prefix)',
+      ExpressionAttributeValues: { ':userId': scope.userId, ':prefix': prefix },
+    })) as unknown as BackfillStatus[];
+  }
+  const documents = documentsOf(dynamodb);
+  const items: BackfillStatus[] = [];
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await documents.send(
+      new ScanCommand({ TableName: table, FilterExpression: 'begins_with(sk, :prefix)', ExpressionAttributeValues: { ':prefix': prefix }, ExclusiveStartKey: startKey }),
+    );
+    items.push(...((page.Items ?? []) as unknown as BackfillStatus[]));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return items;
+}
+
+/**
  * A user's backfills, one per (provider, resource): the latest run of each, with its last error,
  * and for a run waiting for the API key, the wait and `apiKeyHint(stack)`.
  */
@@ -142,13 +176,7 @@ export async function readBackfills(
   userId: string,
   target: { readonly stack?: string } = {},
 ): Promise<{ row: BackfillRow; lastError?: string }[]> {
-  // Status items share the sort-key prefix of statusSortKey: `backfill#`.
-  const prefix = `${statusSortKey({ userId, provider: '', resource: '' }).split('#')[0]}#`;
-  const items = (await queryAll(dynamodb, {
-    TableName: table,
-    KeyConditionExpression: 'userId = :userId AND begins_with(sk, :prefix)',
-    ExpressionAttributeValues: { ':userId': userId, ':prefix': prefix },
-  })) as unknown as BackfillStatus[];
+  const items = await readBackfillStatuses(dynamodb, table, { userId });
   return items.map((status) => ({
     row: {
       resource: status.resource,
@@ -157,6 +185,11 @@ export async function readBackfills(
       start_date: status.startDate,
       end_date: status.endDate,
       records: status.recordsStored ?? 0,
+      held_back: status.heldBack ?? 0,
+      ...(status.state === 'failed'
+        ? { failure_reason: status.lastError ?? 'no reason recorded', ...(status.finishedAt ? { failed_at: status.finishedAt } : {}) }
+        : {}),
+      ...(status.retries ? { retries: status.retries } : {}),
       ...(status.state === 'waiting_for_api_key'
         ? {
             ...(status.waitingSince ? { waiting_since: status.waitingSince } : {}),

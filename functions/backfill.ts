@@ -17,6 +17,7 @@ import {
   type VitalRegion,
 } from './adapters/vital-api-client';
 import { S3WorkoutStreamStore } from './adapters/workout-stream-store';
+import { S3HeldBackStore } from './adapters/held-back-store';
 import { parseJobMessage } from './domain/backfill-job';
 import { SqsBackfillQueue } from './adapters/backfill-requests';
 import { BackfillRunner, type BackfillRunnerDependencies } from './domain/backfill-run';
@@ -45,6 +46,11 @@ class ApiKeyNeverSetError extends Error {
   override readonly name = 'ApiKeyNeverSetError';
 }
 
+/** The last delivery of a historical job: the run was marked failed and the message is left for the DLQ. */
+class LastDeliveryError extends Error {
+  override readonly name = 'LastDeliveryError';
+}
+
 /**
  * Builds the backfill function: one job message per record (the queue's batch size is 1), partial
  * batch responses so that a failing record is redelivered alone with its checkpoint intact.
@@ -59,6 +65,22 @@ export function createBackfillHandler(deps: BackfillHandlerDependencies) {
         logger.debug('Backfill page stored', { resource, records });
       },
       streams: (count) => metrics.addMetric('BackfillWorkoutStreams', MetricUnit.Count, count),
+      streamMissing: (workoutId, reason) => {
+        metrics.addMetric('BackfillWorkoutStreamsMissing', MetricUnit.Count, 1);
+        logger.info('Workout has no stream (404): skipped', { workoutId, reason });
+      },
+      // Where the record sat and which rule it breaks; never the record's values.
+      heldBack: (location, reason) => {
+        metrics.addMetric('BackfillRecordsHeldBack', MetricUnit.Count, 1);
+        logger.warn('Backfill record held back: it breaks the schema; kept under held-back/, the rest of the page stored', {
+          resource: location.resource,
+          runId: location.runId,
+          windowIndex: location.windowIndex,
+          page: location.page,
+          index: location.index,
+          reason,
+        });
+      },
       failed: (resource, reason) => {
         metrics.addMetric('BackfillFailures', MetricUnit.Count, 1);
         logger.error('Backfill failed', { resource, reason });
@@ -88,8 +110,15 @@ export function createBackfillHandler(deps: BackfillHandlerDependencies) {
         return;
       }
       logger.appendKeys({ resource: message.resource, runId: message.runId });
+      const receives = Number(record.attributes.ApproximateReceiveCount);
+      if (receives >= QUEUES.backfill.maxReceiveCount) {
+        // The last delivery before the DLQ: say so in the status first, since a delivery that runs out of time reports nothing.
+        await runner.giveUp(message, receives);
+        throw new LastDeliveryError(`historical job: delivery ${receives} of ${QUEUES.backfill.maxReceiveCount}, status failed, message left for the backfill DLQ`);
+      }
       let pages = 0;
-      const outcome = await runner.runHistorical(message, () => pages++ < maxPages && context.getRemainingTimeInMillis() > timeReserveMs);
+      const hasTime = () => context.getRemainingTimeInMillis() > timeReserveMs;
+      const outcome = await runner.runHistorical(message, { anotherPage: () => pages++ < maxPages && hasTime(), hasTime });
       if (outcome === 'continued') metrics.addMetric('BackfillContinuations', MetricUnit.Count, 1);
       logger.info('Backfill invocation done', { outcome });
       if (outcome === 'api_key_never_set') throw new ApiKeyNeverSetError('historical job: no working Vital API key for the whole wait (status failed)');
@@ -98,8 +127,9 @@ export function createBackfillHandler(deps: BackfillHandlerDependencies) {
         logger.error('Backfill gave up waiting for the Vital API key; SQS keeps the job, then the backfill DLQ', { reason: error.message });
         throw error;
       }
-      if (message.type === 'historical' && Number(record.attributes.ApproximateReceiveCount) >= QUEUES.backfill.maxReceiveCount) {
-        await runner.giveUp(message, (error as Error).message);
+      if (error instanceof LastDeliveryError) {
+        logger.error('Backfill job goes to the DLQ: run marked failed', { reason: error.message });
+        throw error;
       }
       metrics.addMetric('BackfillTransientErrors', MetricUnit.Count, 1);
       logger.warn('Backfill step failed; SQS will redeliver from the checkpoint', { error: (error as Error).name, reason: (error as Error).message });
@@ -171,6 +201,7 @@ export function backfillFromEnvironment(): BackfillHandlerDependencies {
       timeseriesTable: requiredEnv(TABLES.timeseries.envVar),
     }),
     streams: new S3WorkoutStreamStore(tracer.captureAWSv3Client(s3Client()), requiredEnv(BUCKET.envVar)),
+    heldBack: new S3HeldBackStore(tracer.captureAWSv3Client(s3Client()), requiredEnv(BUCKET.envVar)),
     queue: new SqsBackfillQueue(tracer.captureAWSv3Client(sqsClient()), requiredEnv(QUEUES.backfill.envVar)),
     source: new VitalApiClient({
       baseUrl: vitalApiBaseUrl({

@@ -39,7 +39,7 @@ export interface VitalWebhookPipelineProps extends StackProps {
    * @default accept every team
    */
   readonly expectedTeamId?: string;
-  /** Days raw bodies (claim checks, quarantined events) are kept in the bucket. @default 30 */
+  /** Days raw bodies (claim checks, quarantined events, backfill records held back) are kept in the bucket. @default 30 */
   readonly rawBodyRetentionDays?: number;
   /**
    * X-Ray tracing of every function. At low volume nearly every invocation is traced, which makes
@@ -164,6 +164,7 @@ export class VitalWebhookPipelineStack extends Stack {
         { prefix: BUCKET.prefixes.claimChecks, expiration: rawBodyRetention, noncurrentVersionExpiration: Duration.days(1) },
         { prefix: BUCKET.prefixes.quarantine, expiration: rawBodyRetention, noncurrentVersionExpiration: Duration.days(1) },
         { prefix: BUCKET.prefixes.workoutStreams, noncurrentVersionExpiration: Duration.days(7) },
+        { prefix: BUCKET.prefixes.heldBack, expiration: rawBodyRetention, noncurrentVersionExpiration: Duration.days(1) },
       ],
       removalPolicy,
       autoDeleteObjects: destroyed,
@@ -233,6 +234,7 @@ export class VitalWebhookPipelineStack extends Stack {
     });
     tables.grantRecordAccess(backfiller, 'summaries', 'timeseries', 'backfills');
     grantObjectAccess(bucket, encryptionKey, backfiller, BUCKET.prefixes.workoutStreams, ['s3:GetObject', 's3:PutObject']);
+    grantObjectAccess(bucket, encryptionKey, backfiller, BUCKET.prefixes.heldBack, ['s3:PutObject']);
     backfill.queue.grantSendMessages(backfiller);
     grantSecretRead(vitalApiKey, backfiller);
     backfiller.addEventSource(sqsEventSource(backfill.queue, backfillDefinition));

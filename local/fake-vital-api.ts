@@ -9,7 +9,7 @@ import { seededRandom } from '../functions/domain/seeded-random';
  * `next_cursor` paging, workout streams, date validation (422) for date-only resources, and the
  * `x-vital-api-key` check (401). Data is generated deterministically from a seed, the user, the
  * resource and the day, so any range can be asked for and the same request gets the same answer.
- * Faults (429/503 with `Retry-After`, malformed bodies, delays, a fixed status) and a server-side
+ * Faults (429/503 with `Retry-After`, malformed bodies, records that break the schema, delays, a fixed status) and a server-side
  * request rate limit are injectable; counters say what was served, so tests compare sets.
  */
 
@@ -24,6 +24,12 @@ export interface FakeVitalFaults {
   readonly fixedStatus?: number;
   /** Delay before each answer, ms. */
   readonly delayMs?: number;
+  /**
+   * Fraction of records (summary objects, timeseries samples) sent breaking the schema, the same
+   * ones on every request: a summary without `id` or with an unreadable `updated_at`, a sample
+   * without `timestamp`. Counted in `counters.broken`.
+   */
+  readonly brokenRecords?: number;
 }
 
 export interface FakeVitalApiOptions {
@@ -59,6 +65,8 @@ export interface FakeVitalCounters {
   readonly requestTimes: number[];
   /** Path and query of every request answered 200, in order. */
   readonly dataRequests: string[];
+  /** Identities (as in `served`) of the records sent broken (`faults.brokenRecords`), per `${userId}/${resource}`. */
+  readonly broken: Map<string, Set<string>>;
 }
 
 export interface FakeVitalApi {
@@ -127,6 +135,7 @@ export async function startFakeVitalApi(options: FakeVitalApiOptions): Promise<F
     served: new Map(),
     requestTimes: [],
     dataRequests: [],
+    broken: new Map(),
   };
 
   const recordServed = (userId: string, resource: string, identities: Iterable<string>) => {
@@ -134,6 +143,20 @@ export async function startFakeVitalApi(options: FakeVitalApiOptions): Promise<F
     const set = counters.served.get(key) ?? new Set<string>();
     for (const identity of identities) set.add(identity);
     counters.served.set(key, set);
+  };
+
+  /**
+   * The record as sent: broken (`faults.brokenRecords`) when its identity draws so, the same way on
+   * every request, and then counted under `counters.broken`.
+   */
+  const asSent = (userId: string, resource: string, identity: string, record: Record<string, unknown>): Record<string, unknown> => {
+    const draw = hash(seed, 'broken', identity);
+    if ((draw % 1000) / 1000 >= (faults.brokenRecords ?? 0)) return record;
+    const key = `${userId}/${resource}`;
+    counters.broken.set(key, (counters.broken.get(key) ?? new Set<string>()).add(identity));
+    const { id: _id, timestamp: _timestamp, ...rest } = record;
+    if ('timestamp' in record) return rest;
+    return draw % 2 === 0 ? { ...record, id: undefined } : { ...record, updated_at: 'not a time' };
   };
 
   /** The range a request asks for, validated the way the real API does for the resource's date style. */
@@ -247,7 +270,8 @@ export async function startFakeVitalApi(options: FakeVitalApiOptions): Promise<F
       const { fromMs, toMs } = rangeOf(resource, query);
       const objects = empty ? [] : summaries(resource, userId, provider, fromMs, toMs);
       recordServed(userId, resource.name, objects.map((object) => object.id as string));
-      return { status: 200, body: { [resource.responseKey ?? resource.name]: objects } };
+      const sent = objects.map((object) => asSent(userId, resource.name, object.id as string, object));
+      return { status: 200, body: { [resource.responseKey ?? resource.name]: sent } };
     }
     match = /^\/v2\/timeseries\/workouts\/([^/]+)\/stream$/.exec(path);
     if (match) {
@@ -270,9 +294,11 @@ export async function startFakeVitalApi(options: FakeVitalApiOptions): Promise<F
       if (!Number.isInteger(offset) || offset < 0) throw new ValidationError('next_cursor', 'invalid');
       const page = all.slice(offset, offset + pageSize);
       const source = { provider, type: 'ring', app_id: null, device_id: null };
-      recordServed(userId, resource.name, page.map((sample) => `${provider}|ring|${sample.timestamp}|${sample.type}`));
+      const identityOf = (sample: Record<string, unknown>) => `${provider}|ring|${sample.timestamp}|${sample.type}`;
+      recordServed(userId, resource.name, page.map(identityOf));
+      const sent = page.map((sample) => asSent(userId, resource.name, identityOf(sample), sample));
       const nextCursor = offset + pageSize < all.length ? Buffer.from(String(offset + pageSize)).toString('base64url') : null;
-      return { status: 200, body: { groups: page.length ? { [provider]: [{ source, data: page }] } : {}, next_cursor: nextCursor } };
+      return { status: 200, body: { groups: page.length ? { [provider]: [{ source, data: sent }] } : {}, next_cursor: nextCursor } };
     }
     return { status: 404, body: { detail: 'Not Found' } };
   }
@@ -365,6 +391,7 @@ export async function startFakeVitalApi(options: FakeVitalApiOptions): Promise<F
       counters.served.clear();
       counters.requestTimes.length = 0;
       counters.dataRequests.length = 0;
+      counters.broken.clear();
     },
     stop: () =>
       new Promise<void>((resolve, reject) => {

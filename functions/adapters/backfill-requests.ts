@@ -1,8 +1,14 @@
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logger, metrics } from '../shared/observability';
 import { resourceNamed } from '../domain/catalogue';
 import type { BackfillRequests, HistoricalNotice, WorkoutStreamNotice } from '../domain/backfill-requests';
 import type { BackfillJobMessage, BackfillQueue, BackfillStatus, BackfillStatusStore } from '../domain/backfill-job';
 import { DEFAULT_WINDOW_DAYS, InvalidBackfillRangeError, planBackfill } from '../domain/backfill-plan';
+import { rangeCoveringRemainder } from '../domain/backfill-supersede';
+
+/** Reads and conditional writes of one notice's status that may lose to other notices before it gives up. */
+const MAX_QUEUE_ATTEMPTS = 5;
 
 /** The backfill queue (`BACKFILL_QUEUE_URL`). Messages are small JSON job descriptions, never data. */
 export class SqsBackfillQueue implements BackfillQueue {
@@ -20,14 +26,38 @@ export class SqsBackfillQueue implements BackfillQueue {
   }
 }
 
+/** Other notices for the same key kept replacing the status between a read and a write: the worker's SQS retry tries again. */
+export class BackfillStatusContentionError extends Error {
+  override readonly name = 'BackfillStatusContentionError';
+}
+
 /** A notice for a resource the catalogue does not know: the worker classifies events, so this is a bug. */
 export class UnknownBackfillResourceError extends Error {
   override readonly name = 'UnknownBackfillResourceError';
 }
 
+/** Told of notices that fail at once, for metrics and logs: the resource and the reason, never the notice. */
+export interface BackfillRequestListener {
+  /** A notice's range cannot be read: its run is recorded failed and no job is sent. */
+  invalidRange(resource: string, reason: string): void;
+}
+
+/**
+ * The deployed listener: a run failed at request time counts in `BackfillFailures` (alarm
+ * `BackfillsFailed`) and logs an ERROR line, as a run that fails in the backfill function does.
+ */
+export const OBSERVED_REQUESTS: BackfillRequestListener = {
+  invalidRange: (resource, reason) => {
+    metrics.addMetric('BackfillFailures', MetricUnit.Count, 1);
+    logger.error('Backfill failed: the announced range cannot be read; no job sent', { resource, reason });
+  },
+};
+
 export interface QueuedBackfillRequestsOptions {
   readonly statuses: BackfillStatusStore;
   readonly queue: BackfillQueue;
+  /** @default OBSERVED_REQUESTS (the function's shared metrics and logger) */
+  readonly listener?: BackfillRequestListener;
   readonly windowDays?: number;
   readonly now?: () => Date;
 }
@@ -38,7 +68,9 @@ export interface QueuedBackfillRequestsOptions {
  * stream message. The status is written before the message is sent, so the backfill function always
  * finds the run it is asked to work on. A redelivered notice for a run still queued sends the message
  * again (the first send may be the one that failed; a duplicate message is harmless); for a run that
- * has started it sends nothing.
+ * has started it sends nothing. A run that replaces an unfinished older one takes over what that run
+ * had left (`rangeCoveringRemainder`): the status is read, merged, and written only if it is still
+ * the run read, so the union of the announced ranges is fetched however notices race.
  */
 export class QueuedBackfillRequests implements BackfillRequests {
   private readonly windowDays: number;
@@ -69,28 +101,38 @@ export class QueuedBackfillRequests implements BackfillRequests {
       queuedAt: at,
       updatedAt: at,
     };
-    let status: BackfillStatus;
-    try {
-      // A historical workout_stream notice backfills the streams of the workouts in its range.
-      const plan = planBackfill(resource.kind === 'stream' ? resourceNamed('workouts')! : resource, notice.startDate, notice.endDate, this.windowDays);
-      status = { ...run, state: 'queued', startDate: plan.startDate, endDate: plan.endDate, windowsTotal: plan.windows.length };
-    } catch (error) {
-      if (!(error instanceof InvalidBackfillRangeError)) throw error;
-      // An unreadable range can never succeed: record the run as failed with the reason, send nothing.
-      await this.options.statuses.queue({
-        ...run,
-        state: 'failed',
-        startDate: notice.startDate,
-        endDate: notice.endDate,
-        windowsTotal: 0,
-        lastError: error.message,
-        finishedAt: at,
-      });
+    // A historical workout_stream notice backfills the streams of the workouts in its range.
+    const listing = resource.kind === 'stream' ? resourceNamed('workouts')! : resource;
+    for (let attempt = 1; ; attempt += 1) {
+      const stored = await this.options.statuses.get(run);
+      // A run this notice replaces hands over what it had left (functions/domain/backfill-supersede.ts).
+      const older = stored && stored.runId !== run.runId && (stored.runOrder ?? '') < run.runOrder ? stored : undefined;
+      let status: BackfillStatus;
+      let unreadableRange: string | undefined;
+      try {
+        const range = rangeCoveringRemainder(listing, notice, older);
+        const plan = planBackfill(listing, range.startDate, range.endDate, this.windowDays);
+        status = { ...run, state: 'queued', startDate: plan.startDate, endDate: plan.endDate, windowsTotal: plan.windows.length };
+      } catch (error) {
+        if (!(error instanceof InvalidBackfillRangeError)) throw error;
+        // An unreadable range can never succeed: record the run as failed with the reason, send nothing.
+        unreadableRange = error.message;
+        status = { ...run, state: 'failed', startDate: notice.startDate, endDate: notice.endDate, windowsTotal: 0, lastError: error.message, finishedAt: at };
+      }
+      const outcome = await this.options.statuses.queue(status, stored?.runId ?? null);
+      if (outcome === 'changed') {
+        // Another notice for the same key was registered between the read and the write: read it and merge again.
+        if (attempt >= MAX_QUEUE_ATTEMPTS) throw new BackfillStatusContentionError(`backfill status of ${notice.resource} changed under ${attempt} attempts in a row`);
+        continue;
+      }
+      if (unreadableRange !== undefined) {
+        if (outcome === 'queued') (this.options.listener ?? OBSERVED_REQUESTS).invalidRange(notice.resource, unreadableRange);
+        return;
+      }
+      if (outcome === 'already_started' || outcome === 'superseded') return;
+      await this.options.queue.send({ type: 'historical', userId: status.userId, provider: status.provider, resource: status.resource, runId: status.runId });
       return;
     }
-    const outcome = await this.options.statuses.queue(status);
-    if (outcome === 'already_started' || outcome === 'superseded') return;
-    await this.options.queue.send({ type: 'historical', userId: status.userId, provider: status.provider, resource: status.resource, runId: status.runId });
   }
 
   async requestWorkoutStream(notice: WorkoutStreamNotice): Promise<void> {

@@ -43,23 +43,26 @@ export class DynamoDbBackfillStatusStore implements BackfillStatusStore {
     return { userId: key.userId, sk: statusSortKey(key) };
   }
 
-  async queue(status: BackfillStatus): Promise<QueueOutcome> {
+  async queue(status: BackfillStatus, replacing: string | null): Promise<QueueOutcome> {
     const written = await conditionally(
       this.documents.send(
         new PutCommand({
           TableName: this.tableName,
           Item: { ...status, sk: statusSortKey(status) },
-          // A different run replaces this one only when its notice is newer (or the stored run predates run orders).
+          // A different run replaces the one read (`replacing`) only when its notice is newer (or the
+          // stored run predates run orders); with nothing read, only an absent item is written.
           ConditionExpression:
-            'attribute_not_exists(userId) OR (runId <> :runId AND (attribute_not_exists(runOrder) OR runOrder < :runOrder))',
-          ExpressionAttributeValues: { ':runId': status.runId, ':runOrder': status.runOrder ?? '' },
+            replacing === null
+              ? 'attribute_not_exists(userId)'
+              : 'runId = :replacing AND runId <> :runId AND (attribute_not_exists(runOrder) OR runOrder < :runOrder)',
+          ...(replacing === null ? {} : { ExpressionAttributeValues: { ':replacing': replacing, ':runId': status.runId, ':runOrder': status.runOrder ?? '' } }),
         }),
       ),
     );
     if (written) return 'queued';
     const existing = await this.get(status);
-    if (existing && existing.runId !== status.runId) return 'superseded';
-    return existing?.state === 'queued' ? 'already_queued' : 'already_started';
+    if (existing?.runId === status.runId) return existing.state === 'queued' ? 'already_queued' : 'already_started';
+    return (existing?.runId ?? null) === replacing ? 'superseded' : 'changed';
   }
 
   async get(key: BackfillJobKey): Promise<BackfillStatus | undefined> {
@@ -99,7 +102,7 @@ export class DynamoDbBackfillStatusStore implements BackfillStatusStore {
             'SET #state = :state, windowIndex = :windowIndex, #cursor = :cursor, windowsDone = :windowsDone, ' +
             `updatedAt = :at, startedAt = if_not_exists(startedAt, :at)${finished} ` +
             'REMOVE waitingSince, waitingReason, nextAttemptAt ' +
-            'ADD stepSeq :one, pagesDone :pages, recordsStored :records',
+            'ADD stepSeq :one, pagesDone :pages, recordsStored :records, heldBack :heldBack',
           ConditionExpression: 'runId = :runId AND stepSeq = :seq AND #state IN (:queued, :running, :waiting)',
           ExpressionAttributeNames: { '#state': 'state', '#cursor': 'cursor' },
           ExpressionAttributeValues: {
@@ -111,6 +114,7 @@ export class DynamoDbBackfillStatusStore implements BackfillStatusStore {
             ':one': 1,
             ':pages': advance.pagesAdded,
             ':records': advance.recordsAdded,
+            ':heldBack': advance.heldBackAdded,
             ':runId': runId,
             ':seq': expectedSeq,
             ':queued': 'queued',
@@ -191,6 +195,23 @@ export class DynamoDbBackfillStatusStore implements BackfillStatusStore {
             ':running': 'running',
             ':waiting': 'waiting_for_api_key',
           },
+        }),
+      ),
+    );
+  }
+
+  retry(key: BackfillJobKey, runId: string, at: Date): Promise<boolean> {
+    return conditionally(
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.keyOf(key),
+          // The checkpoint stays: the run resumes where it failed. waitingSince stays too (see fail).
+          UpdateExpression: 'SET #state = :queued, updatedAt = :at, retriedAt = :at REMOVE lastError, finishedAt ADD retries :one',
+          // Failed, or queued by a retry whose message may not have gone out (isUnsentRetry).
+          ConditionExpression: 'runId = :runId AND (#state = :failed OR (#state = :queued AND retriedAt = updatedAt))',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':queued': 'queued', ':failed': 'failed', ':at': at.toISOString(), ':one': 1, ':runId': runId },
         }),
       ),
     );

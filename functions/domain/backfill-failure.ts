@@ -100,3 +100,15 @@ export function apiKeyRetryDelaySeconds(timeScale = 1): number {
 
 /** The reason code a run fails with when no working key was stored in time. */
 export const API_KEY_NEVER_SET = 'api_key_never_set';
+
+/**
+ * Why a run failed when its job message goes to the backfill DLQ: how many deliveries it had and
+ * the last error they noted (none when they ran out of time or crashed), and how to resume it.
+ */
+export function deadLetterReason(receives: number, lastError: string | undefined): string {
+  return (
+    `gave up after repeated failures (${receives} deliveries without finishing; the job is in the backfill DLQ: ` +
+    `vital-pipeline backfill retry, or replay --queue backfill, resumes it from its checkpoint); last error: ` +
+    `${lastError ?? 'none recorded (a delivery ran out of time or crashed)'}`
+  );
+}

@@ -98,6 +98,15 @@ export interface BackfillStatus extends BackfillJobKey, BackfillCheckpoint {
    * a record on the shared boundary of two datetime windows counts twice.
    */
   readonly recordsStored: number;
+  /**
+   * Records the API sent that break the schema (no `id`, an unreadable `updated_at`, a sample
+   * without a timestamp), kept aside under `held-back/` instead of stored. Absent until the first.
+   */
+  readonly heldBack?: number;
+  /** How many times `vital-pipeline backfill retry` sent this run again after it had failed. */
+  readonly retries?: number;
+  /** When the last retry was sent. */
+  readonly retriedAt?: string;
   /** Optimistic-concurrency version: every checkpoint write expects it and increments it. */
   readonly stepSeq: number;
   readonly lastError?: string;
@@ -119,6 +128,8 @@ export interface CheckpointAdvance {
   readonly windowsDone: number;
   readonly pagesAdded: number;
   readonly recordsAdded: number;
+  /** Records of the page kept aside as unreadable (`held-back/`), not stored. */
+  readonly heldBackAdded: number;
   /** True when this page was the last of the last window. */
   readonly completed: boolean;
 }
@@ -130,17 +141,22 @@ export interface ApiKeyWait {
   readonly nextAttemptAt: Date;
 }
 
-/** The outcome of registering a run: whether a message must be sent for it. */
-export type QueueOutcome = 'queued' | 'already_queued' | 'already_started' | 'superseded';
+/**
+ * The outcome of registering a run: whether a message must be sent for it, or (`changed`) whether
+ * the stored run is no longer the one read before, so the caller must read it again.
+ */
+export type QueueOutcome = 'queued' | 'already_queued' | 'already_started' | 'superseded' | 'changed';
 
 /** Persistence of job status and checkpoints (the backfills table in AWS). */
 export interface BackfillStatusStore {
   /**
-   * Registers a run as `queued` at window 0, replacing the run of an older notice for the same key;
-   * says `superseded` (and changes nothing) when the stored run comes from a newer notice. A second
-   * call for the same run id changes nothing and says whether the run has started.
+   * Registers a run as `queued` at window 0 where the stored run is still `replacing` (the run id
+   * read before; null when none was stored), replacing it only when it comes from an older notice;
+   * says `superseded` (and changes nothing) when the stored run comes from a newer notice, and
+   * `changed` when the stored run is no longer `replacing`. A second call for the same run id
+   * changes nothing and says whether the run has started.
    */
-  queue(status: BackfillStatus): Promise<QueueOutcome>;
+  queue(status: BackfillStatus, replacing: string | null): Promise<QueueOutcome>;
   get(key: BackfillJobKey): Promise<BackfillStatus | undefined>;
   /** Moves a queued run to `running` (no-op when it already runs or was superseded). */
   start(key: BackfillJobKey, runId: string, at: Date): Promise<void>;
@@ -160,6 +176,13 @@ export interface BackfillStatusStore {
   noteError(key: BackfillJobKey, runId: string, reason: string, at: Date): Promise<void>;
   /** Marks the run failed with a reason; false when the run was superseded. */
   fail(key: BackfillJobKey, runId: string, reason: string, at: Date): Promise<boolean>;
+  /**
+   * Puts a failed run (or one `isUnsentRetry`) back to `queued` (checkpoint, counters and `waitingSince` kept, `lastError`
+   * and `finishedAt` removed, `retries` incremented), if it is still run `runId` and still failed;
+   * false otherwise (it was retried, replayed or superseded meanwhile). The caller then sends its
+   * job message: see `retryDecision` (functions/domain/backfill-retry.ts).
+   */
+  retry(key: BackfillJobKey, runId: string, at: Date): Promise<boolean>;
 }
 
 /** Sends job messages to the backfill queue. */

@@ -34,7 +34,8 @@ function parseInstant(value: string, label: string): number {
   // A bare date is midnight UTC; a naive datetime is read as UTC too (Vital's own examples carry some).
   const normalised = /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : /[zZ]|[+-]\d{2}:?\d{2}$/.test(value) ? value : `${value}Z`;
   const ms = Date.parse(normalised);
-  if (Number.isNaN(ms)) throw new InvalidBackfillRangeError(`${label} is not a date: ${JSON.stringify(value)}`);
+  // The value is left out: messages reach logs and the status item, and it is part of the notice.
+  if (Number.isNaN(ms)) throw new InvalidBackfillRangeError(`${label} is not a date`);
   return ms;
 }
 

@@ -11,7 +11,8 @@ import type {
   WorkoutStreamJobMessage,
 } from './backfill-job';
 import { VitalApiClientError, type VitalDataSource } from './backfill-source';
-import { API_KEY_MAX_WAIT_MS, API_KEY_NEVER_SET, API_KEY_RETRY_DELAY_SECONDS, classifyBackfillError } from './backfill-failure';
+import { API_KEY_MAX_WAIT_MS, API_KEY_NEVER_SET, API_KEY_RETRY_DELAY_SECONDS, classifyBackfillError, deadLetterReason } from './backfill-failure';
+import { sortSamples, sortSummaries, type HeldBackLocation, type HeldBackStore, type SortedRecords } from './held-back';
 
 /**
  * Runs backfill jobs. A historical job loops over pages from its checkpoint while the invocation has
@@ -20,6 +21,9 @@ import { API_KEY_MAX_WAIT_MS, API_KEY_NEVER_SET, API_KEY_RETRY_DELAY_SECONDS, cl
  * the job resumes at the last checkpoint, re-fetching at most the page (one window, for summaries)
  * in flight. Checkpoints are optimistic: each expects the step sequence it read, so when a duplicate
  * message or a newer run got there first the invocation stops instead of running a second chain.
+ * A workouts page (the listing plus one stream request per workout) is bounded too: the time is
+ * asked before each stream, and a page done again skips the streams the run stored
+ * (`streamIsCurrent`). Records that break the schema are held back, never retried (`held-back.ts`).
  *
  * A job whose API key is missing or rejected (`classifyBackfillError`) neither fails nor spends the
  * receives of its message: the status says `waiting_for_api_key` (an optimistic step like a
@@ -43,7 +47,11 @@ export interface WorkoutStreamStore {
 export interface BackfillProgressListener {
   page?(resource: string, records: number): void;
   streams?(count: number): void;
+  /** A workout announced or listed has no stream (404): skipped, but said. `reason` is status and path. */
+  streamMissing?(workoutId: string, reason: string): void;
   failed?(resource: string, reason: string): void;
+  /** A record that breaks the schema was kept under `held-back/` instead of stored: where, and why (never its values). */
+  heldBack?(location: HeldBackLocation, reason: string): void;
   /** A job found the API key missing or rejected and was sent again, to try after `retryInSeconds`. */
   waitingForApiKey?(resource: string, reason: string, waitedMs: number, retryInSeconds: number): void;
 }
@@ -53,6 +61,8 @@ export interface BackfillRunnerDependencies {
   readonly source: VitalDataSource;
   readonly records: RecordStore;
   readonly streams: WorkoutStreamStore;
+  /** Where records that break the schema are kept (`functions/domain/held-back.ts`). */
+  readonly heldBack: HeldBackStore;
   readonly queue: BackfillQueue;
   readonly listener?: BackfillProgressListener;
   readonly now?: () => Date;
@@ -86,8 +96,35 @@ export type HistoricalJobOutcome =
 
 const WORKOUTS = resourceNamed('workouts')!;
 
+/** The streams of a page: which count as stored already, and the invocation's budget. */
+interface StreamBudget {
+  readonly since: OrderKey;
+  readonly budget: InvocationBudget;
+}
+
+/** Where a page sits in a run: the held-back location of its records, less their index. */
+type PageLocation = Omit<HeldBackLocation, 'index'>;
+
 /** What an invocation did with a workout stream job message. */
-export type WorkoutStreamJobOutcome = 'stored' | 'skipped' | 'waiting_for_api_key' | 'api_key_never_set';
+export type WorkoutStreamJobOutcome = 'stored' | 'skipped' | 'missing' | 'waiting_for_api_key' | 'api_key_never_set';
+
+/** How much work one invocation may still start. */
+export interface InvocationBudget {
+  /** Whether to start another page (a page started counts against the invocation's page limit). */
+  anotherPage(): boolean;
+  /** Whether there is time for one more request inside a page: a workouts page asks one per stream. */
+  hasTime(): boolean;
+}
+
+/**
+ * The one rule for "this workout's stream need not be fetched": a stream is stored whose fetch is
+ * not older than `since` (the notice of a stream job; the queueing of a historical run, so a run that
+ * resumes a page, after a continuation, a redelivery or a retry, never fetches a stream it stored).
+ */
+export const streamIsCurrent = (stored: OrderKey | undefined, since: OrderKey): boolean => stored !== undefined && stored >= since;
+
+/** What became of one workout's stream. */
+type StreamOutcome = 'stored' | 'current' | 'missing';
 
 /** The resource whose endpoint lists a job's records: a `workout_stream` backfill lists workouts. */
 const listingResourceOf = (resource: ResourceDefinition): ResourceDefinition => (resource.kind === 'stream' ? WORKOUTS : resource);
@@ -109,12 +146,14 @@ export class BackfillRunner {
   }
 
   /**
-   * Works on a historical job until it completes, fails permanently, waits for the API key, or
-   * `hasTimeForAnotherPage` says no. What a failure means is `classifyBackfillError`'s to say:
+   * Works on a historical job until it completes, fails permanently, waits for the API key, or the
+   * `budget` says no (asked before each page and, inside a workouts page, before each stream: out of
+   * time mid-page, the page is left unfinished at its checkpoint and done again by the continuation).
+   * What a failure means is `classifyBackfillError`'s to say:
    * transient errors are noted in the status and rethrown, leaving the checkpoint for the SQS
    * redelivery; a missing or rejected key parks the job (`waitForApiKey`); a permanent one fails it.
    */
-  async runHistorical(message: HistoricalJobMessage, hasTimeForAnotherPage: () => boolean): Promise<HistoricalJobOutcome> {
+  async runHistorical(message: HistoricalJobMessage, budget: InvocationBudget): Promise<HistoricalJobOutcome> {
     const { statuses, queue, listener } = this.deps;
     const status = await statuses.get(message);
     // A failed run is resumed from its checkpoint: its message only comes back when replayed from the DLQ.
@@ -128,24 +167,34 @@ export class BackfillRunner {
       // A waiting run stays waiting until a page is stored: trying the key is not running.
       await statuses.start(key, status.runId, this.now());
       let checkpoint: BackfillCheckpoint = { windowIndex: status.windowIndex, cursor: status.cursor };
+      let pagesDone = status.pagesDone;
+      // Streams stored since the run was queued are this run's: a resumed page does not fetch them again.
+      const streamsSince = orderKeyOfFetch(Date.parse(status.queuedAt));
       while (checkpoint.windowIndex < windows.length) {
-        if (!hasTimeForAnotherPage()) {
+        if (!budget.anotherPage()) {
           await queue.send(message);
           return 'continued';
         }
-        const page = await this.fetchAndStorePage(resource, key.userId, key.provider, windows[checkpoint.windowIndex]!, checkpoint.cursor);
+        const at: PageLocation = { ...key, runId: status.runId, windowIndex: checkpoint.windowIndex, page: pagesDone };
+        const page = await this.fetchAndStorePage(resource, at, windows[checkpoint.windowIndex]!, checkpoint.cursor, { since: streamsSince, budget });
+        if (page === 'out_of_time') {
+          // Mid-page, between two streams: the checkpoint stays at this page; the streams stored are current, so not fetched again.
+          await queue.send(message);
+          return 'continued';
+        }
         const next = page.nextCursor === null ? { windowIndex: checkpoint.windowIndex + 1, cursor: null } : { windowIndex: checkpoint.windowIndex, cursor: page.nextCursor };
         const completed = next.windowIndex >= windows.length;
         const advanced = await statuses.advance(
           key,
           status.runId,
           seq,
-          { next, windowsDone: next.windowIndex, pagesAdded: 1, recordsAdded: page.records, completed },
+          { next, windowsDone: next.windowIndex, pagesAdded: 1, recordsAdded: page.records, heldBackAdded: page.heldBack, completed },
           this.now(),
         );
         if (!advanced) return 'stale';
         listener?.page?.(resource.name, page.records);
         seq += 1;
+        pagesDone += 1;
         checkpoint = next;
       }
       return 'completed';
@@ -194,15 +243,18 @@ export class BackfillRunner {
   }
 
   /**
-   * Called on the last delivery SQS makes before the job moves to the dead-letter queue: marks the
-   * run failed with the reason, so the status tells the truth while the message waits for a replay.
+   * Called, instead of working, on the last delivery SQS makes before the job moves to the
+   * dead-letter queue: marks the run failed with `deadLetterReason` (the last error the earlier
+   * deliveries noted), so the status tells the truth while the message waits in the DLQ. Working
+   * first could not promise it: a delivery that runs out of time is stopped mid-page and reports
+   * nothing. A run no longer unfinished (completed, failed, superseded) is left as it is.
    */
-  async giveUp(message: HistoricalJobMessage, reason: string): Promise<void> {
+  async giveUp(message: HistoricalJobMessage, receives: number): Promise<void> {
     const status = await this.deps.statuses.get(message);
     if (!status || status.runId !== message.runId) return;
     const key = { userId: status.userId, provider: status.provider, resource: status.resource };
-    const failed = await this.deps.statuses.fail(key, status.runId, `gave up after repeated failures (replay it from the backfill DLQ to resume): ${reason}`, this.now());
-    if (failed) this.deps.listener?.failed?.(status.resource, reason);
+    const reason = deadLetterReason(receives, status.lastError);
+    if (await this.deps.statuses.fail(key, status.runId, reason, this.now())) this.deps.listener?.failed?.(status.resource, reason);
   }
 
   /**
@@ -212,11 +264,10 @@ export class BackfillRunner {
    * propagate: SQS retries, then the DLQ keeps it.
    */
   async runWorkoutStream(message: WorkoutStreamJobMessage): Promise<WorkoutStreamJobOutcome> {
-    const stored = await this.deps.streams.orderOf(message.userId, message.provider, message.workoutId);
-    if (stored !== undefined && stored >= message.order) return 'skipped';
     try {
-      await this.fetchAndStoreStreams(message.userId, message.provider, [message.workoutId]);
-      return 'stored';
+      const outcome = await this.fetchAndStoreStream(message.userId, message.provider, message.workoutId, message.order);
+      if (outcome === 'stored') this.deps.listener?.streams?.(1);
+      return outcome === 'current' ? 'skipped' : outcome;
     } catch (error) {
       const { queue, listener } = this.deps;
       if (classifyBackfillError(error) !== 'waiting_for_api_key') throw error;
@@ -229,54 +280,107 @@ export class BackfillRunner {
     }
   }
 
+  /**
+   * Fetches one page and stores it: every record the store can identify, the others held back
+   * (`functions/domain/held-back.ts`) with their location, so one bad record neither fails the run
+   * nor is retried for ever.
+   */
   private async fetchAndStorePage(
     resource: ResourceDefinition,
-    userId: string,
-    provider: string,
+    at: PageLocation,
     window: BackfillWindow,
     cursor: string | null,
-  ): Promise<{ records: number; nextCursor: string | null }> {
+    streamBudget: StreamBudget,
+  ): Promise<{ records: number; heldBack: number; nextCursor: string | null } | 'out_of_time'> {
     const { source, records } = this.deps;
+    const { userId, provider } = at;
     if (resource.kind === 'timeseries') {
       const page = await source.fetchTimeseriesPage(resource, userId, provider, window, cursor);
       const order = orderKeyOfFetch(page.fetchedAtMs);
       let stored = 0;
-      for (const group of page.groups) {
-        if (group.samples.length === 0) continue;
+      let heldBack = 0;
+      for (const [index, group] of page.groups.entries()) {
+        const { readable, unreadable } = sortSamples(index, group.samples);
+        heldBack += await this.holdBack(at, unreadable);
+        if (readable.length === 0) continue;
         const sampleSource = {
           provider: typeof group.source.provider === 'string' ? group.source.provider : provider,
           type: typeof group.source.type === 'string' ? group.source.type : 'unknown',
         };
-        await records.storeTimeseries({ userId, resource: resource.name, source: sampleSource, samples: group.samples, order });
-        stored += group.samples.length;
+        await records.storeTimeseries({ userId, resource: resource.name, source: sampleSource, samples: readable, order });
+        stored += readable.length;
       }
-      return { records: stored, nextCursor: page.nextCursor };
+      return { records: stored, heldBack, nextCursor: page.nextCursor };
     }
     const listing = listingResourceOf(resource);
     const fetched = await source.fetchSummaries(listing, userId, provider, window);
-    const workoutIds = listing === WORKOUTS ? fetched.objects.map((workout) => workout.id).filter((id): id is string => typeof id === 'string') : [];
-    if (resource.kind === 'stream') return { records: await this.fetchAndStoreStreams(userId, provider, workoutIds), nextCursor: null };
     const order = orderKeyOfFetch(fetched.fetchedAtMs);
-    for (const object of fetched.objects) await records.storeSummary({ userId, resource: resource.name, object, order });
-    await this.fetchAndStoreStreams(userId, provider, workoutIds);
-    return { records: fetched.objects.length, nextCursor: null };
+    const { readable, unreadable } = sortSummaries(listing.name, fetched.objects, order);
+    // A workout_stream backfill stores no workouts: a workout without an id simply has no stream to fetch.
+    const heldBack = resource.kind === 'stream' ? 0 : await this.holdBack(at, unreadable);
+    // Every listed workout with an id has a stream to fetch, a held-back one (unreadable updated_at) included.
+    const workoutIds = listing === WORKOUTS ? fetched.objects.map((workout) => workout.id).filter((id): id is string => typeof id === 'string') : [];
+    if (resource.kind !== 'stream') {
+      for (const object of readable) await records.storeSummary({ userId, resource: resource.name, object, order });
+    }
+    const streams = await this.fetchAndStoreStreams(userId, provider, workoutIds, streamBudget);
+    if (streams === 'out_of_time') return streams;
+    return { records: resource.kind === 'stream' ? streams : readable.length, heldBack, nextCursor: null };
   }
 
-  /** Fetches and stores each workout's stream; a workout without one (404: manual entries, some providers) is skipped. */
-  private async fetchAndStoreStreams(userId: string, provider: string, workoutIds: readonly string[]): Promise<number> {
-    let stored = 0;
-    for (const workoutId of workoutIds) {
-      let stream: Awaited<ReturnType<VitalDataSource['fetchWorkoutStream']>>;
-      try {
-        stream = await this.deps.source.fetchWorkoutStream(workoutId);
-      } catch (error) {
-        if (error instanceof VitalApiClientError && error.status === 404) continue;
-        throw error;
-      }
-      await this.deps.streams.put({ userId, provider, workoutId, body: stream.body, order: orderKeyOfFetch(stream.fetchedAtMs) });
-      stored += 1;
+  /** Keeps a page's unreadable records under `held-back/`, each with its location; resolves how many. */
+  private async holdBack(at: PageLocation, unreadable: SortedRecords<Readonly<Record<string, unknown>>>['unreadable']): Promise<number> {
+    for (const { index, reason, record } of unreadable) {
+      const location = { ...at, index };
+      await this.deps.heldBack.put({ location, reason, record });
+      this.deps.listener?.heldBack?.(location, reason);
     }
-    if (stored > 0) this.deps.listener?.streams?.(stored);
-    return stored;
+    return unreadable.length;
+  }
+
+  /**
+   * Fetches and stores the streams of a page's workouts, one request each, checking the budget
+   * before each: out of time, it stops between two streams (`out_of_time`) and the page is done
+   * again later, skipping every stream stored since `since`. Resolves the number of workouts whose
+   * stream is stored (now or before).
+   */
+  private async fetchAndStoreStreams(
+    userId: string,
+    provider: string,
+    workoutIds: readonly string[],
+    { since, budget }: StreamBudget,
+  ): Promise<number | 'out_of_time'> {
+    let fetched = 0;
+    let present = 0;
+    try {
+      for (const workoutId of workoutIds) {
+        if (!budget.hasTime()) return 'out_of_time';
+        const outcome = await this.fetchAndStoreStream(userId, provider, workoutId, since);
+        if (outcome === 'stored') fetched += 1;
+        if (outcome !== 'missing') present += 1;
+      }
+      return present;
+    } finally {
+      if (fetched > 0) this.deps.listener?.streams?.(fetched);
+    }
+  }
+
+  /**
+   * One workout's stream: nothing to do when a stream fetched since `since` is stored
+   * (`streamIsCurrent`); a 404 (manual entries, some providers) is counted and logged as missing.
+   */
+  private async fetchAndStoreStream(userId: string, provider: string, workoutId: string, since: OrderKey): Promise<StreamOutcome> {
+    const { streams, source, listener } = this.deps;
+    if (streamIsCurrent(await streams.orderOf(userId, provider, workoutId), since)) return 'current';
+    let stream: Awaited<ReturnType<VitalDataSource['fetchWorkoutStream']>>;
+    try {
+      stream = await source.fetchWorkoutStream(workoutId);
+    } catch (error) {
+      if (!(error instanceof VitalApiClientError && error.status === 404)) throw error;
+      listener?.streamMissing?.(workoutId, error.message);
+      return 'missing';
+    }
+    await streams.put({ userId, provider, workoutId, body: stream.body, order: orderKeyOfFetch(stream.fetchedAtMs) });
+    return 'stored';
   }
 }

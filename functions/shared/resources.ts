@@ -151,9 +151,12 @@ export function consumerTimeouts(definition: QueueDefinition, timeScale = 1): Co
   return { functionTimeoutSeconds, visibilityTimeoutSeconds: Math.ceil(VISIBILITY_TIMEOUT_RATIO * functionTimeoutSeconds) };
 }
 
-/** The bucket for bodies too large for SQS, quarantined events and large workout streams. */
+/**
+ * The bucket for bodies too large for SQS, quarantined events, workout streams and records of Data
+ * Access API responses held back by the backfill because they break the schema (`held-back/`).
+ */
 export const BUCKET = {
   id: 'RawBodies',
   envVar: 'RAW_BODY_BUCKET',
-  prefixes: { claimChecks: 'raw-bodies/', quarantine: 'quarantine/', workoutStreams: 'workout-streams/' },
+  prefixes: { claimChecks: 'raw-bodies/', quarantine: 'quarantine/', workoutStreams: 'workout-streams/', heldBack: 'held-back/' },
 } as const;

@@ -123,7 +123,7 @@ export class PipelineAlarms extends Construct {
       ], width: 12 }),
     );
     this.dashboard.addWidgets(
-      new GraphWidget({ title: 'Backfills: pages, records, retries, failures', left: ['BackfillPages', 'BackfillRecords', 'BackfillRetries', 'BackfillFailures', 'BackfillWaitingForApiKey'].map((name) => pipelineMetric(name)), width: 24 }),
+      new GraphWidget({ title: 'Backfills: pages, records, retries, failures, held back, streams missing', left: ['BackfillPages', 'BackfillRecords', 'BackfillRetries', 'BackfillFailures', 'BackfillWaitingForApiKey', 'BackfillRecordsHeldBack', 'BackfillWorkoutStreamsMissing'].map((name) => pipelineMetric(name)), width: 24 }),
     );
   }
 }

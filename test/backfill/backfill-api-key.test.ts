@@ -258,7 +258,7 @@ describe('a backfill while the Vital API key is not (yet) stored', () => {
     const after = new DynamoDBClient({ endpoint: h.endpoints.dynamodb, ...LOCAL_AWS });
     try {
       const [{ row }] = await readBackfills(after, h.resources.tables.backfills, key.userId, { stack: 'vital-prod' });
-      assert.deepEqual(Object.keys(row).sort(), ['end_date', 'provider', 'records', 'resource', 'start_date', 'status'], 'no wait, no hint');
+      assert.deepEqual(Object.keys(row).sort(), ['end_date', 'held_back', 'provider', 'records', 'resource', 'start_date', 'status'], 'no wait, no hint');
     } finally {
       after.destroy();
     }

@@ -37,18 +37,23 @@ describe('backfill failures that outlive the retries', () => {
     };
   }
 
-  it('marks the run failed with the reason on its last delivery, and a replay from the DLQ resumes and completes it', async () => {
+  it('marks the run failed with the last error on its last delivery, fetching nothing, and a replay from the DLQ resumes and completes it', async () => {
     const key = { userId: freshUser(), provider: 'oura', resource: 'activity' };
     const runId = await h.historical(key, START, END);
-    const event = await jobEvent(QUEUES.backfill.maxReceiveCount);
+    const event = await jobEvent(1);
     const handler = createBackfillHandler(h.dependencies());
     h.fake.setFaults({ fixedStatus: 503 });
     try {
-      // The job is reported as a batch item failure (not a function error): SQS keeps the message and moves it to the DLQ.
+      // A transient failure is a batch item failure (not a function error): SQS delivers the message again.
       assert.deepEqual(await handler(event, lambdaContext), { batchItemFailures: [{ itemIdentifier: event.Records[0]!.messageId }] });
     } finally {
       h.fake.setFaults({});
     }
+    h.fake.resetCounters();
+    const last = { Records: event.Records.map((record) => ({ ...record, attributes: { ...record.attributes, ApproximateReceiveCount: String(QUEUES.backfill.maxReceiveCount) } })) };
+    // The last delivery marks the run failed before anything else, and leaves the message to SQS, which moves it to the DLQ.
+    assert.deepEqual(await handler(last, lambdaContext), { batchItemFailures: [{ itemIdentifier: event.Records[0]!.messageId }] });
+    assert.equal(h.fake.counters.requests, 0, 'the last delivery fetches nothing');
     const failed = await h.statuses.get(key);
     assert.equal(failed?.state, 'failed');
     assert.equal(failed?.runId, runId);

@@ -2,12 +2,16 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import assert from 'node:assert/strict';
+import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import type { SQSEvent } from 'aws-lambda';
 import { createBackfillHandler, type BackfillHandlerDependencies } from '../../functions/backfill';
 import { QueuedBackfillRequests, SqsBackfillQueue } from '../../functions/adapters/backfill-requests';
 import { DynamoDbBackfillStatusStore } from '../../functions/adapters/backfill-status-store';
 import { DynamoDbRecordStore } from '../../functions/adapters/record-store';
 import { VitalApiClient } from '../../functions/adapters/vital-api-client';
 import { S3WorkoutStreamStore } from '../../functions/adapters/workout-stream-store';
+import { S3HeldBackStore } from '../../functions/adapters/held-back-store';
 import type { BackfillJobKey, BackfillStatus } from '../../functions/domain/backfill-job';
 import { newMessageId, orderKeyOfDelivery } from '../../functions/domain/message-order';
 import { backfillTimeReserveMs, QUEUES } from '../../functions/shared/resources';
@@ -58,6 +62,12 @@ export interface Harness {
   /** Sends a historical notice for a fresh run; returns its run id. */
   historical(key: BackfillJobKey, startDate: string, endDate: string): Promise<string>;
   waitForState(key: BackfillJobKey, runId: string, states: readonly BackfillStatus['state'][], timeoutMs?: number): Promise<BackfillStatus>;
+  /**
+   * Takes the next job message off the case's queue as the event source mapping hands it over,
+   * marked as its `receiveCount`th receive; `ack` deletes it (what the mapping does on success), so
+   * a case that drives the handler by hand leaves nothing received behind.
+   */
+  receiveJob(receiveCount?: number): Promise<{ readonly event: SQSEvent; ack(): Promise<void> }>;
   stop(): Promise<void>;
 }
 
@@ -95,6 +105,7 @@ export async function startHarness(options: {
     statuses: new DynamoDbBackfillStatusStore(asBackfill, resources.tables.backfills),
     records: new DynamoDbRecordStore(asBackfill, { summariesTable: resources.tables.summaries, timeseriesTable: resources.tables.timeseries }),
     streams: new S3WorkoutStreamStore(backfillClients.s3, resources.bucket),
+    heldBack: new S3HeldBackStore(backfillClients.s3, resources.bucket),
   };
   const workerStatuses = new DynamoDbBackfillStatusStore(asWorker, resources.tables.backfills);
   /** The stack's IAM over the stand-ins, with the backfill queue of the case. */
@@ -182,6 +193,24 @@ export async function startHarness(options: {
         if (Date.now() > deadline) throw new Error(`backfill ${key.resource} not ${states.join('/')} in time: ${JSON.stringify(status)}`);
         await sleep(50);
       }
+    },
+    receiveJob: async (receiveCount = 1) => {
+      const received = await sqs.send(new ReceiveMessageCommand({ QueueUrl: caseQueue.url, WaitTimeSeconds: 2 }));
+      const message = received.Messages?.[0];
+      assert.ok(message, 'a job message is queued');
+      const queueUrl = caseQueue.url;
+      return {
+        event: {
+          Records: [{
+            messageId: message.MessageId!, receiptHandle: message.ReceiptHandle!, body: message.Body!,
+            attributes: { ApproximateReceiveCount: String(receiveCount), SentTimestamp: '0', SenderId: 'test', ApproximateFirstReceiveTimestamp: '0' },
+            messageAttributes: {}, md5OfBody: '', eventSource: 'aws:sqs', eventSourceARN: caseQueue.arn, awsRegion: 'us-east-1',
+          }],
+        },
+        ack: async () => {
+          await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle! }));
+        },
+      };
     },
     stop: async () => {
       await stopMappings();

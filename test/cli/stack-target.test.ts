@@ -222,7 +222,7 @@ describe('vital-pipeline --stack', () => {
         updatedAt: now,
         windowIndex: 0,
         cursor: null,
-      }),
+      }, null),
       'queued',
     );
 
@@ -236,7 +236,7 @@ describe('vital-pipeline --stack', () => {
     );
     const backfillRows = json<Record<string, unknown>[]>(await cli('inspect', 'backfills', '--stack', STACK, '--user', USER, '--json'));
     assert.deepEqual(backfillRows, [
-      { resource: 'sleep', provider: 'oura', status: 'queued', start_date: '2024-04-14', end_date: '2024-05-14', records: 0 },
+      { resource: 'sleep', provider: 'oura', status: 'queued', start_date: '2024-04-14', end_date: '2024-05-14', records: 0, held_back: 0 },
     ]);
   });
 

@@ -208,7 +208,7 @@ describe('npm start and the vital-pipeline CLI', () => {
     assert.ok(expected.size > 0);
     const rows = await records('user-history', 'workouts')();
     assert.deepEqual(new Set(rows.map((row) => row.key)), expected);
-    assert.deepEqual(Object.keys(backfills[0]!).sort(), ['end_date', 'provider', 'records', 'resource', 'start_date', 'status']);
+    assert.deepEqual(Object.keys(backfills[0]!).sort(), ['end_date', 'held_back', 'provider', 'records', 'resource', 'start_date', 'status']);
   });
 
   it('moves a poison event to the DLQ after maxReceiveCount, and replay brings it back', async () => {

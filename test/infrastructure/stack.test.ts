@@ -152,7 +152,7 @@ describe('VitalWebhookPipelineStack', () => {
         .map((statement) => JSON.stringify(statement.Resource));
     const expectations: [string, { tables: string[]; prefixes: string[]; sendTo: string[]; secrets: string[] }][] = [
       ['Stores', { tables: ['Summaries', 'Timeseries', 'Connections', 'Backfills'], prefixes: ['raw-bodies/', 'quarantine/'], sendTo: ['BackfillQueue'], secrets: [] }],
-      ['Fetches', { tables: ['Summaries', 'Timeseries', 'Backfills'], prefixes: ['workout-streams/'], sendTo: ['BackfillQueue'], secrets: ['VitalApiKey'] }],
+      ['Fetches', { tables: ['Summaries', 'Timeseries', 'Backfills'], prefixes: ['workout-streams/', 'held-back/'], sendTo: ['BackfillQueue'], secrets: ['VitalApiKey'] }],
     ];
     for (const [description, expected] of expectations) {
       const fn = functionLogicalId(description);

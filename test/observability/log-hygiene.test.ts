@@ -319,16 +319,19 @@ describe('log hygiene: no payload value, secret or signature reaches the logs on
         for (const message of messages) {
           const record = toSqsRecord(message, resources.queues.backfill.arn);
           const job = JSON.parse(record.body) as { userId: string; type: string };
-          // The always-503 job is on its last receive: the handler gives up and marks the run failed.
-          if (job.userId === USERS.exhausted) record.attributes.ApproximateReceiveCount = '5';
-          let failures: number;
-          try {
-            failures = ((await backfill({ Records: [record] }, lambdaContext('backfill'))) as SQSBatchResponse).batchItemFailures.length;
-          } catch {
-            // A batch of one whose record failed: Powertools throws, the invocation fails, SQS redelivers.
-            failures = 1;
+          // The always-503 job fails once, then comes to its last receive: the handler marks the run failed and lets it go.
+          const receives = job.userId === USERS.exhausted ? ['1', '5'] : [record.attributes.ApproximateReceiveCount];
+          for (const receive of receives) {
+            record.attributes.ApproximateReceiveCount = receive;
+            let failures: number;
+            try {
+              failures = ((await backfill({ Records: [record] }, lambdaContext('backfill'))) as SQSBatchResponse).batchItemFailures.length;
+            } catch {
+              // A batch of one whose record failed: Powertools throws, the invocation fails, SQS redelivers.
+              failures = 1;
+            }
+            outcomes.push({ user: job.userId, type: job.type, failures });
           }
-          outcomes.push({ user: job.userId, type: job.type, failures });
         }
       }
       results.backfill = outcomes;
@@ -361,7 +364,7 @@ describe('log hygiene: no payload value, secret or signature reaches the logs on
     assert.ok(failuresOf(USERS.ok).length >= 4, 'sleep, heartrate, workouts and the stream ran for the ordinary user');
     assert.deepEqual(failuresOf(USERS.clientError), [0], '4xx: failed permanently, message consumed');
     assert.deepEqual(failuresOf(USERS.retried), [0], '503/429 then success within the invocation');
-    assert.deepEqual(failuresOf(USERS.exhausted), [1], 'retries exhausted: the message fails (and the run is given up)');
+    assert.deepEqual(failuresOf(USERS.exhausted), [1, 1], 'a transient failure, then the last receive: the run is marked failed and the message fails');
     assert.deepEqual(failuresOf(USERS.malformed), [0], 'a malformed answer fails the run permanently');
   });
 
@@ -382,6 +385,7 @@ describe('log hygiene: no payload value, secret or signature reaches the logs on
       'Vital API retry',
       'Backfill failed',
       'Backfill step failed',
+      'Backfill job goes to the DLQ',
     ]) {
       assert.ok(text.includes(message), `the logs contain "${message}"`);
     }

@@ -7,6 +7,7 @@ import { SqsBackfillQueue } from '../../../functions/adapters/backfill-requests'
 import { DynamoDbBackfillStatusStore } from '../../../functions/adapters/backfill-status-store';
 import { DynamoDbRecordStore } from '../../../functions/adapters/record-store';
 import { VitalApiClient } from '../../../functions/adapters/vital-api-client';
+import { S3HeldBackStore } from '../../../functions/adapters/held-back-store';
 import { S3WorkoutStreamStore } from '../../../functions/adapters/workout-stream-store';
 import { QUEUES } from '../../../functions/shared/resources';
 import { SqsEventSourceMapping } from '../../../local/event-source-mapping';
@@ -34,10 +35,12 @@ const documents = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: con
   marshallOptions: { removeUndefinedValues: true },
 });
 const sqs = new SQSClient({ endpoint: config.sqsEndpoint, ...LOCAL_AWS });
+const s3 = new S3Client({ endpoint: config.sqsEndpoint, forcePathStyle: true, ...LOCAL_AWS });
 const handler = createBackfillHandler({
   statuses: new DynamoDbBackfillStatusStore(documents, config.tables.backfills),
   records: new DynamoDbRecordStore(documents, { summariesTable: config.tables.summaries, timeseriesTable: config.tables.timeseries }),
-  streams: new S3WorkoutStreamStore(new S3Client({ endpoint: config.sqsEndpoint, forcePathStyle: true, ...LOCAL_AWS }), config.bucket),
+  streams: new S3WorkoutStreamStore(s3, config.bucket),
+  heldBack: new S3HeldBackStore(s3, config.bucket),
   queue: new SqsBackfillQueue(sqs, config.queueUrl),
   source: new VitalApiClient({ baseUrl: config.apiUrl, apiKey: async () => config.apiKey, maxRequestsPerSecond: 100 }),
   timeReserveMs: config.timeReserveMs,
