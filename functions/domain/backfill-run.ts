@@ -1,6 +1,7 @@
 import { resourceNamed, type ResourceDefinition } from './catalogue';
 import { orderKeyOfFetch, type OrderKey } from './message-order';
 import type { RecordStore } from './record-store';
+import { sampleSourceOf } from './record-identity';
 import { InvalidBackfillRangeError, planBackfill, type BackfillWindow } from './backfill-plan';
 import type {
   BackfillCheckpoint,
@@ -303,11 +304,7 @@ export class BackfillRunner {
         const { readable, unreadable } = sortSamples(index, group.samples);
         heldBack += await this.holdBack(at, unreadable);
         if (readable.length === 0) continue;
-        const sampleSource = {
-          provider: typeof group.source.provider === 'string' ? group.source.provider : provider,
-          type: typeof group.source.type === 'string' ? group.source.type : 'unknown',
-        };
-        await records.storeTimeseries({ userId, resource: resource.name, source: sampleSource, samples: readable, order });
+        await records.storeTimeseries({ userId, resource: resource.name, source: sampleSourceOf(group.source, provider), samples: readable, order });
         stored += readable.length;
       }
       return { records: stored, heldBack, nextCursor: page.nextCursor };

@@ -67,11 +67,17 @@ export interface VitalSource {
   readonly type?: string | null;
 }
 
-/** The provider and source type of a `source` object (provider falls back to `slug`; type to `unknown`). */
-export function sampleSourceOf(source: VitalSource): SampleSource {
-  const provider = source.provider || source.slug;
+/**
+ * The provider and source type of a `source` object: provider falls back to `slug`, then to
+ * `fallbackProvider` (the provider a backfill asked the API for); type to `unknown`, empty or absent
+ * alike. Webhook events and backfilled API groups both go through here, so one sample has one key
+ * whichever way it arrives.
+ */
+export function sampleSourceOf(source: Readonly<Record<string, unknown>> | VitalSource, fallbackProvider?: string): SampleSource {
+  const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined);
+  const provider = text(source.provider) ?? text(source.slug) ?? text(fallbackProvider);
   if (!provider) throw new MissingProviderError('source names no provider');
-  return { provider, type: source.type || 'unknown' };
+  return { provider, type: text(source.type) ?? 'unknown' };
 }
 
 /** Who a summary-family record is and which version of it an object is. */
