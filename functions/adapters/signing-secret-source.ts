@@ -1,3 +1,4 @@
+import { RefreshingValue, type RefreshingValueOptions } from './refreshing-value';
 import { SigningSecretNotSetError } from '../domain/ingress-errors';
 import { InvalidSigningSecretValueError, parseSigningSecrets, type SigningSecrets } from '../domain/signing-secrets';
 
@@ -27,47 +28,36 @@ export class StaticSigningSecrets implements SigningSecretSource {
   }
 }
 
-export interface CachedSigningSecretsOptions {
-  /** Reads the raw secret value; `forceFetch` bypasses any cache below. */
-  readonly fetch: (forceFetch: boolean) => Promise<string>;
-  /** How long a value is trusted before it is read again. */
-  readonly maxAgeMs: number;
-  /** The least time between two refetches caused by signature failures. */
-  readonly minRefreshIntervalMs: number;
+/** How the raw secret is read and cached (`RefreshingValue`): a signature no cached secret verifies asks for a fresh read. */
+export interface CachedSigningSecretsOptions extends RefreshingValueOptions<string> {
   /** Names the secret in the error when it holds no usable value (never the value itself). */
   readonly secretId?: string;
-  readonly now?: () => number;
 }
 
 /** Secrets read from a store (Secrets Manager in AWS), cached, refreshed on a timer and after failures. */
 export class CachedSigningSecrets implements SigningSecretSource {
-  private cached?: { secrets: SigningSecrets; fetchedAt: number };
-  private readonly now: () => number;
+  private readonly secrets: RefreshingValue<SigningSecrets>;
 
-  constructor(private readonly options: CachedSigningSecretsOptions) {
-    this.now = options.now ?? Date.now;
+  constructor(options: CachedSigningSecretsOptions) {
+    this.secrets = new RefreshingValue({
+      ...options,
+      // A value that is not a signing secret (the placeholder) is `SigningSecretNotSetError`.
+      fetch: async (forceFetch) => {
+        try {
+          return parseSigningSecrets(await options.fetch(forceFetch));
+        } catch (error) {
+          if (error instanceof InvalidSigningSecretValueError) throw new SigningSecretNotSetError(options.secretId ?? 'signing secret');
+          throw error;
+        }
+      },
+    });
   }
 
-  async get(): Promise<SigningSecrets> {
-    if (this.cached && this.now() - this.cached.fetchedAt < this.options.maxAgeMs) return this.cached.secrets;
-    return this.load(false);
+  get(): Promise<SigningSecrets> {
+    return this.secrets.get();
   }
 
-  async refreshAfterFailure(): Promise<SigningSecrets | undefined> {
-    if (this.cached && this.now() - this.cached.fetchedAt < this.options.minRefreshIntervalMs) return undefined;
-    return this.load(true);
-  }
-
-  /** Reads and parses the secret; a value that is not a signing secret (the placeholder) is `SigningSecretNotSetError`. */
-  private async load(forceFetch: boolean): Promise<SigningSecrets> {
-    let secrets: SigningSecrets;
-    try {
-      secrets = parseSigningSecrets(await this.options.fetch(forceFetch));
-    } catch (error) {
-      if (error instanceof InvalidSigningSecretValueError) throw new SigningSecretNotSetError(this.options.secretId ?? 'signing secret');
-      throw error;
-    }
-    this.cached = { secrets, fetchedAt: this.now() };
-    return secrets;
+  refreshAfterFailure(): Promise<SigningSecrets | undefined> {
+    return this.secrets.refresh();
   }
 }

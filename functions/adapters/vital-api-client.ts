@@ -1,4 +1,5 @@
 import type { ResourceDefinition } from '../domain/catalogue';
+import { RefreshingValue, type RefreshingValueOptions } from './refreshing-value';
 import type { BackfillWindow } from '../domain/backfill-plan';
 import { classifyVitalAnswer } from '../domain/backfill-failure';
 import {
@@ -69,18 +70,8 @@ export interface ApiKeySource {
   refresh(): Promise<string>;
 }
 
-export interface CachedApiKeyOptions {
-  /** Reads the key from its store; `forceFetch` bypasses any cache below (Powertools' own). */
-  readonly fetch: (forceFetch: boolean) => Promise<string>;
-  /** How long a value is used before it is read again. */
-  readonly maxAgeMs: number;
-  /**
-   * The least time between two forced reads: a value read this recently is fresh enough, and a burst
-   * of rejected requests (every waiting job of a container) costs one read, not one each.
-   */
-  readonly minRefreshIntervalMs: number;
-  readonly now?: () => number;
-}
+/** How the key is read and cached (`RefreshingValue`): Vital rejecting it is what asks for a fresh read. */
+export type CachedApiKeyOptions = RefreshingValueOptions<string>;
 
 /**
  * The API key read from a store (Secrets Manager in AWS), cached for `maxAgeMs` and read afresh when
@@ -89,31 +80,26 @@ export interface CachedApiKeyOptions {
  * `maxAgeMs` has passed.
  */
 export class CachedApiKey implements ApiKeySource {
-  private cached?: { value: string; fetchedAt: number };
-  private readonly now: () => number;
+  private readonly key: RefreshingValue<string>;
 
-  constructor(private readonly options: CachedApiKeyOptions) {
-    this.now = options.now ?? Date.now;
+  constructor(options: CachedApiKeyOptions) {
+    this.key = new RefreshingValue({
+      ...options,
+      fetch: async (forceFetch) => {
+        const value = await options.fetch(forceFetch);
+        if (typeof value !== 'string' || value.trim().length === 0) throw new VitalApiKeyNotSetError('the Vital API key secret holds no value yet');
+        return value;
+      },
+    });
   }
 
-  async get(): Promise<string> {
-    if (this.cached && this.now() - this.cached.fetchedAt < this.options.maxAgeMs) return this.cached.value;
-    return this.load(false);
+  get(): Promise<string> {
+    return this.key.get();
   }
 
+  /** A fresh read; the cached key when it was read too recently to read again. */
   async refresh(): Promise<string> {
-    if (this.cached && this.now() - this.cached.fetchedAt < this.options.minRefreshIntervalMs) return this.cached.value;
-    return this.load(true);
-  }
-
-  private async load(forceFetch: boolean): Promise<string> {
-    const value = await this.options.fetch(forceFetch);
-    if (typeof value !== 'string' || value.trim().length === 0) {
-      this.cached = undefined;
-      throw new VitalApiKeyNotSetError('the Vital API key secret holds no value yet');
-    }
-    this.cached = { value, fetchedAt: this.now() };
-    return value;
+    return (await this.key.refresh()) ?? this.key.get();
   }
 }
 
