@@ -1,3 +1,4 @@
+import { instantKey, instantMs } from './record-identity';
 import type { ResourceDefinition } from './catalogue';
 
 /**
@@ -30,13 +31,15 @@ export interface BackfillPlan {
   readonly windows: readonly BackfillWindow[];
 }
 
+/**
+ * An end of an announced range, by the one time parser every path uses (`instantKey`: strict ISO
+ * 8601; a bare date is midnight UTC, a naive datetime is read as UTC, as Vital's own examples need).
+ */
 function parseInstant(value: string, label: string): number {
-  // A bare date is midnight UTC; a naive datetime is read as UTC too (Vital's own examples carry some).
-  const normalised = /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : /[zZ]|[+-]\d{2}:?\d{2}$/.test(value) ? value : `${value}Z`;
-  const ms = Date.parse(normalised);
+  const key = typeof value === 'string' ? instantKey(value) : undefined;
   // The value is left out: messages reach logs and the status item, and it is part of the notice.
-  if (Number.isNaN(ms)) throw new InvalidBackfillRangeError(`${label} is not a date`);
-  return ms;
+  if (key === undefined) throw new InvalidBackfillRangeError(`${label} is not a date`);
+  return instantMs(key);
 }
 
 /** The calendar date (UTC) of an instant, as `YYYY-MM-DD`. */

@@ -34,8 +34,13 @@ export function instantKey(text: string): InstantKey | undefined {
     const digits = offset.replace(':', '');
     offsetMinutes = (digits.startsWith('-') ? -1 : 1) * (Number(digits.slice(1, 3)) * 60 + Number(digits.slice(3, 5)));
   }
-  const wholeMs = Date.UTC(Number(year), Number(month) - 1, Number(day), Number(hour), Number(minute), Number(second));
-  if (Number.isNaN(wholeMs)) return undefined;
+  const fields = [Number(year), Number(month) - 1, Number(day), Number(hour), Number(minute), Number(second)] as const;
+  const wholeMs = Date.UTC(...fields);
+  // Date.UTC rolls an impossible date over (2024-13-45 would become 2025-02-14, a phantom future
+  // version that then blocks every real update): only a date that reads back as written is one.
+  const read = new Date(wholeMs);
+  const asRead = [read.getUTCFullYear(), read.getUTCMonth(), read.getUTCDate(), read.getUTCHours(), read.getUTCMinutes(), read.getUTCSeconds()];
+  if (Number.isNaN(wholeMs) || asRead.some((value, index) => value !== fields[index]) || Math.abs(offsetMinutes) > 14 * 60) return undefined;
   const utc = new Date(wholeMs - offsetMinutes * 60_000).toISOString().slice(0, 19);
   return `${utc}.${fraction.slice(0, 6).padEnd(6, '0')}Z`;
 }
