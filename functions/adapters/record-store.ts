@@ -1,7 +1,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { OrderKey } from '../domain/message-order';
-import { requireInstantKey, sampleInstant, summaryRecordIdentity, type InstantKey } from '../domain/record-identity';
+import { compareVersions, requireInstantKey, sampleInstant, summaryRecordIdentity, type InstantKey } from '../domain/record-identity';
 import {
   STORAGE_LAYOUT_VERSION,
   type DeliveryOrigin,
@@ -160,7 +160,8 @@ export class DynamoDbRecordStore implements RecordStore {
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
       // Equal version: this very version is stored already (a redelivery); not stale, not written.
-      const unchanged = error.Item?.version?.S === identity.version;
+      const stored = error.Item?.version?.S;
+      const unchanged = stored !== undefined && compareVersions(stored, identity.version) === 0;
       return { written: 0, stale: unchanged ? 0 : 1, unchanged: unchanged ? 1 : 0 };
     }
   }

@@ -24,8 +24,20 @@ export class UnreadableTimeError extends Error {}
 const isoPattern =
   /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$/i;
 
+/** An ISO 8601 time as read: its whole seconds (UTC, `YYYY-MM-DDTHH:MM:SS`) and every fraction digit. */
+interface ReadInstant {
+  readonly wholeSeconds: string;
+  readonly fraction: string;
+}
+
 /** Normalises an ISO 8601 date or date-time to an `InstantKey`; `undefined` when `text` is not one. */
 export function instantKey(text: string): InstantKey | undefined {
+  const read = readInstant(text);
+  return read && `${read.wholeSeconds}.${read.fraction.slice(0, 6).padEnd(6, '0')}Z`;
+}
+
+/** The one strict reading of an ISO 8601 date or date-time that every parse of a time goes through. */
+function readInstant(text: string): ReadInstant | undefined {
   const match = isoPattern.exec(text.trim());
   if (!match) return undefined;
   const [, year, month, day, hour = '00', minute = '00', second = '00', fraction = '', offset] = match;
@@ -41,8 +53,7 @@ export function instantKey(text: string): InstantKey | undefined {
   const read = new Date(wholeMs);
   const asRead = [read.getUTCFullYear(), read.getUTCMonth(), read.getUTCDate(), read.getUTCHours(), read.getUTCMinutes(), read.getUTCSeconds()];
   if (Number.isNaN(wholeMs) || asRead.some((value, index) => value !== fields[index]) || Math.abs(offsetMinutes) > 14 * 60) return undefined;
-  const utc = new Date(wholeMs - offsetMinutes * 60_000).toISOString().slice(0, 19);
-  return `${utc}.${fraction.slice(0, 6).padEnd(6, '0')}Z`;
+  return { wholeSeconds: new Date(wholeMs - offsetMinutes * 60_000).toISOString().slice(0, 19), fraction };
 }
 
 /** `instantKey` for a field that must be a time: throws `UnreadableTimeError` naming the field otherwise. */
@@ -85,17 +96,40 @@ export function sampleSourceOf(source: Readonly<Record<string, unknown>> | Vital
   return { provider, type: text(source.type) ?? 'unknown' };
 }
 
+/**
+ * A summary's version, ordered as a string (byte order, which DynamoDB's `version < :version`
+ * condition applies too): a dated version is `YYYY-MM-DDTHH:MM:SS.` and every fraction digit Vital
+ * sent, trailing zeros dropped (so 10:00:00.1234567 stays newer than 10:00:00.123456); an undated
+ * one is `#` and its message's order key, and `#` sorts below every digit, so a dated version
+ * always beats an undated one, in any year.
+ */
+export type Version = string;
+
+/** The version of an object whose `updated_at` (or `created_at`) is `text`. */
+function datedVersion(text: string, field: string): Version {
+  const read = readInstant(text);
+  if (!read) throw new UnreadableTimeError(`${field} is not an ISO 8601 date or time`);
+  return `${read.wholeSeconds}.${read.fraction.replace(/0+$/, '')}`;
+}
+
+/** The version of an object without `updated_at` or `created_at`: its message's order. */
+const undatedVersion = (order: OrderKey): Version => `#${order}`;
+
+/**
+ * The version rule: negative, zero or positive as `a` is older than, the same as, or newer than
+ * `b`. A stored record is replaced only by a strictly newer version; the store's condition says the
+ * same in DynamoDB's terms.
+ */
+export function compareVersions(a: Version, b: Version): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** Who a summary-family record is and which version of it an object is. */
 export interface SummaryRecordIdentity {
   /** `data.id`; `workout_id` for workout streams, whose notices have no id. */
   readonly id: string;
-  /**
-   * A sortable version: the object's `updated_at` (else `created_at`) as an `InstantKey`. Objects
-   * without either (workout-stream notices, a legacy activity shape in Vital's docs) are versioned by
-   * the order key of their message, which starts with a digit and so sorts below every dated
-   * version: a dated version always beats an undated one, and undated ones follow message order.
-   */
-  readonly version: string;
+  /** The object's version (`Version`): `updated_at`, else `created_at`, else its message's order. */
+  readonly version: Version;
   /** Where the record sits in time (`summaryTime`), when the resource has a natural time. */
   readonly time?: InstantKey;
 }
@@ -112,11 +146,11 @@ export function summaryRecordIdentity(
   const idField = resourceNamed(resource)?.kind === 'stream' ? 'workout_id' : 'id';
   const id = object[idField];
   if (typeof id !== 'string' && typeof id !== 'number') throw new MissingRecordIdError(`${resource} object has no ${idField}`);
-  let version: string = order;
+  let version = undatedVersion(order);
   for (const field of ['updated_at', 'created_at'] as const) {
     const value = object[field];
     if (typeof value === 'string') {
-      version = requireInstantKey(value, field);
+      version = datedVersion(value, field);
       break;
     }
   }

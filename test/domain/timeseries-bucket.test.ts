@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { instantKey, sampleKey, summaryRecordIdentity } from '../../functions/domain/record-identity';
+import { compareVersions, instantKey, sampleKey, summaryRecordIdentity } from '../../functions/domain/record-identity';
 import { newMessageId, orderKeyOfDelivery, orderKeyOfFetch } from '../../functions/domain/message-order';
 import {
   bucketSampleKey,
@@ -33,10 +33,27 @@ describe('record identity', () => {
 
   it('versions summaries by updated_at, streams and undated objects by message order (below any date)', () => {
     const dated = summaryRecordIdentity('sleep', { id: 'a', updated_at: '2023-02-28T01:22:38+00:00', bedtime_start: '2023-02-27T12:31:24+00:00' }, '1700000000.k');
-    assert.deepEqual(dated, { id: 'a', version: '2023-02-28T01:22:38.000000Z', time: '2023-02-27T12:31:24.000000Z' });
+    assert.deepEqual(dated, { id: 'a', version: '2023-02-28T01:22:38.', time: '2023-02-27T12:31:24.000000Z' });
     const stream = summaryRecordIdentity('workout_stream', { workout_id: 'w' }, '1700000000.k');
-    assert.deepEqual(stream, { id: 'w', version: '1700000000.k' });
-    assert.ok(stream.version < dated.version);
+    assert.deepEqual(stream, { id: 'w', version: '#1700000000.k' });
+    assert.ok(compareVersions(stream.version, dated.version) < 0);
+  });
+
+  it('keeps a dated version above an undated one past 2034, when message order keys reach 2024000000', () => {
+    const in2034 = orderKeyOfFetch(Date.parse('2034-03-01T00:00:00Z'));
+    assert.ok(in2034.startsWith('2024'), in2034);
+    const undated = summaryRecordIdentity('workout_stream', { workout_id: 'w' }, in2034).version;
+    const dated = summaryRecordIdentity('sleep', { id: 'a', updated_at: '2024-05-14T10:00:00+00:00' }, in2034).version;
+    assert.ok(compareVersions(undated, dated) < 0, `${undated} sorts below ${dated}`);
+  });
+
+  it('tells versions apart below a microsecond, and equal instants written differently alike', () => {
+    const version = (updatedAt: string) => summaryRecordIdentity('sleep', { id: 'a', updated_at: updatedAt }, '1700000000.k').version;
+    assert.ok(compareVersions(version('2024-05-14T10:00:00.1234567Z'), version('2024-05-14T10:00:00.123456Z')) > 0);
+    assert.ok(compareVersions(version('2024-05-14T10:00:00.2Z'), version('2024-05-14T10:00:00.123456789Z')) > 0);
+    assert.ok(compareVersions(version('2024-05-14T10:00:00.12Z'), version('2024-05-14T10:00:00.123Z')) < 0);
+    assert.equal(compareVersions(version('2024-05-14T12:00:00.500+02:00'), version('2024-05-14T10:00:00.5Z')), 0);
+    assert.equal(compareVersions(version('2024-05-14T10:00:00Z'), version('2024-05-14T10:00:00.000+00:00')), 0);
   });
 });
 
