@@ -1,4 +1,4 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { isConditionFailure } from './condition-failure';
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type {
   ApiKeyWait,
@@ -18,9 +18,6 @@ import type {
 
 /** The sort key of a job's status item. */
 export const statusSortKey = (key: BackfillJobKey): string => `backfill#${key.provider}#${key.resource}`;
-
-const isConditionFailure = (error: unknown): boolean =>
-  error instanceof ConditionalCheckFailedException || (error as Error)?.name === 'ConditionalCheckFailedException';
 
 /** Runs a conditional write; false when its condition did not hold. */
 async function conditionally(write: Promise<unknown>): Promise<boolean> {

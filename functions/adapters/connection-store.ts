@@ -1,4 +1,4 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { isConditionFailure } from './condition-failure';
 import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { ConnectionStore } from '../domain/event-processing';
 import type { OrderKey } from '../domain/message-order';
@@ -83,7 +83,7 @@ export class DynamoDbConnectionStore implements ConnectionStore {
       );
       return 'applied';
     } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      if (!isConditionFailure(error)) throw error;
       // This very change is stored already (a redelivery): nothing to do.
       return error.Item?.order?.S === input.order ? 'unchanged' : 'stale';
     }

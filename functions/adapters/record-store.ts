@@ -1,4 +1,4 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { isConditionFailure } from './condition-failure';
 import { GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { OrderKey } from '../domain/message-order';
 import { compareVersions, requireInstantKey, sampleInstant, summaryRecordIdentity, type InstantKey } from '../domain/record-identity';
@@ -104,10 +104,6 @@ export interface TimeRange {
 }
 
 const partitionKey = (userId: string, resource: string): string => `${userId}#${resource}`;
-
-function isConditionFailure(error: unknown): error is ConditionalCheckFailedException {
-  return error instanceof ConditionalCheckFailedException || (error as Error | undefined)?.name === 'ConditionalCheckFailedException';
-}
 
 async function inBatches<T, R>(items: readonly T[], size: number, work: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = [];
