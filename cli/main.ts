@@ -6,6 +6,7 @@ import { localDataDir } from '../local/config';
 import type { QueueName } from '../local/local-resources';
 import { retryBackfills, type RetrySelection } from './commands/backfill-retry';
 import { inspectDeadLetters, replayDeadLetters } from './commands/dead-letters';
+import { inspectUnrecognised, replayUnrecognised } from './commands/unrecognised';
 import { DoctorFailedError, formatCheck, runDoctor } from './commands/doctor';
 import {
   createEndpoint,
@@ -43,8 +44,14 @@ Commands:
   inspect backfills    --user <id>
   inspect connections  --user <id>
   inspect dlq          [--queue events|backfill]
+  inspect unrecognised   events of a type this deployment did not know, kept in the raw-body bucket
+                         (svix-id, event type, received at, size; never the body)
                 All inspect commands take --json for one JSON array on stdout.
   replay      Move dead letters back to their queue: [--queue events|backfill] [--svix-id <id>]...
+  replay --unrecognised [--svix-id <id>]...
+              Queue kept events of an unrecognised type again, with their original svix-id and receive
+              time, once the catalogue knows their type (update the pipeline first); the others are
+              skipped and stay kept. Replaying twice is harmless.
   backfill retry   Resume failed backfill runs from their checkpoints:
                 --user <id> --provider <slug> --resource <name>   one run
                 --user <id>                                       every failed run of a user
@@ -254,14 +261,28 @@ async function inspect(args: string[]): Promise<void> {
           80,
         );
       }
+      case 'unrecognised': {
+        const kept = await inspectUnrecognised(target);
+        if (values.json) return printJson(kept);
+        return printTable(
+          ['SVIX-ID', 'EVENT TYPE', 'RECEIVED AT', 'BYTES'],
+          kept.map((k) => [k.svix_id, k.event_type, k.received_at, String(k.bytes)]),
+          80,
+        );
+      }
       default:
-        throw new UsageError(`inspect what? records, backfills, connections or dlq${what ? ` (not "${what}")` : ''}`);
+        throw new UsageError(`inspect what? records, backfills, connections, dlq or unrecognised${what ? ` (not "${what}")` : ''}`);
     }
   });
 }
 
 async function replay(args: string[]): Promise<void> {
-  const { values } = parse(args, { queue: { type: 'string' }, 'svix-id': { type: 'string', multiple: true } });
+  const { values } = parse(args, {
+    queue: { type: 'string' },
+    'svix-id': { type: 'string', multiple: true },
+    unrecognised: { type: 'boolean' },
+  });
+  if (values.unrecognised) return replayKept(values);
   const counts = await withTarget(values.stack, (target) =>
     replayDeadLetters(target, {
       ...(queueOption(values.queue) ? { queue: queueOption(values.queue)! } : {}),
@@ -274,6 +295,22 @@ async function replay(args: string[]): Promise<void> {
   for (const count of counts) {
     process.stdout.write(`${count.queue}: moved ${count.moved} message(s) from the DLQ back to the queue; ${count.left} left in the DLQ\n`);
   }
+}
+
+/** `replay --unrecognised`: what was replayed, and what was skipped because its type is still unknown. */
+async function replayKept(values: { queue?: string; 'svix-id'?: string[]; stack?: string; json?: boolean }): Promise<void> {
+  if (values.queue) throw new UsageError('--unrecognised replays into the events queue: give it without --queue');
+  const result = await withTarget(values.stack, (target) =>
+    replayUnrecognised(target, { ...(values['svix-id'] ? { svixIds: values['svix-id'] } : {}), onProgress: progress }),
+  );
+  progressDone();
+  if (values.json) return printJson(result);
+  for (const event of result.replayed) process.stdout.write(`replayed ${event.svix_id}  ${event.event_type}\n`);
+  for (const event of result.skipped) {
+    process.stdout.write(`skipped ${event.svix_id}  ${event.event_type}: this catalogue does not know the type yet; it stays kept\n`);
+  }
+  for (const svixId of result.not_found) process.stdout.write(`not found ${svixId}: no kept event of an unrecognised type has this svix-id\n`);
+  process.stdout.write(`${result.replayed.length} replayed into the events queue, ${result.skipped.length} skipped\n`);
 }
 
 async function backfill(args: string[]): Promise<void> {

@@ -1,4 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { readFile } from 'node:fs/promises';
 import { parseSigningSecrets, type SigningSecrets } from '../functions/domain/signing-secrets';
@@ -20,8 +21,11 @@ export interface PipelineTarget {
   readonly webhookUrl: string;
   readonly tables: Readonly<Record<TableName, string>>;
   readonly queues: Readonly<Record<QueueName, { readonly url: string; readonly deadLetterUrl: string }>>;
+  /** The raw-body bucket (claim checks, quarantined and unrecognised events, held-back records). */
+  readonly bucket: string;
   readonly dynamodb: DynamoDBClient;
   readonly sqs: SQSClient;
+  readonly s3: S3Client;
   /** The signing secrets in force: the current one, and the previous ones during a rotation. */
   signingSecrets(): Promise<SigningSecrets>;
   /** The signing secret in force (the current one during a rotation). */
@@ -77,14 +81,17 @@ export async function localTarget(dataDir: string): Promise<PipelineTarget> {
   const state = await readPipelineState(dataDir);
   const dynamodb = new DynamoDBClient({ endpoint: state.endpoints.dynamodb, ...LOCAL_AWS });
   const sqs = new SQSClient({ endpoint: state.endpoints.sqs, ...LOCAL_AWS });
+  const s3 = new S3Client({ endpoint: state.endpoints.s3, forcePathStyle: true, ...LOCAL_AWS });
   const target: PipelineTarget = {
     description: 'the local pipeline',
     origin: { kind: 'local', dataDir, state },
     webhookUrl: state.webhookUrl,
     tables: state.tables,
     queues: state.queues,
+    bucket: state.bucket,
     dynamodb,
     sqs,
+    s3,
     async signingSecrets() {
       let value: string;
       if (state.secret.source === 'file') {
@@ -125,6 +132,7 @@ export async function localTarget(dataDir: string): Promise<PipelineTarget> {
     close() {
       dynamodb.destroy();
       sqs.destroy();
+      s3.destroy();
     },
   };
   return target;
@@ -181,14 +189,17 @@ export async function stackTarget(stackName: string): Promise<PipelineTarget> {
   const vitalApiKeyArn = output('VitalApiKeySecretArn');
   const dynamodb = new DynamoDBClient({});
   const sqs = new SQSClient({});
+  const s3 = new S3Client({});
   const target: PipelineTarget = {
     description: `stack ${stackName}`,
     origin: { kind: 'stack', stackName, outputs },
     webhookUrl: output('WebhookUrl'),
     tables,
     queues,
+    bucket: output('RawBodyBucketName'),
     dynamodb,
     sqs,
+    s3,
     async signingSecrets() {
       let value: string | undefined;
       try {
@@ -231,6 +242,7 @@ export async function stackTarget(stackName: string): Promise<PipelineTarget> {
     close() {
       dynamodb.destroy();
       sqs.destroy();
+      s3.destroy();
     },
   };
   return target;

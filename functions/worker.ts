@@ -9,7 +9,7 @@ import type { ClaimCheckStore } from './adapters/event-queue';
 import { loadedOnFirstUse } from './adapters/loaded-on-first-use';
 import { DynamoDbRecordStore } from './adapters/record-store';
 import type { BackfillRequests } from './domain/backfill-requests';
-import { deliveryResult, processDelivery, type DeliveryOutcome, type ProcessingPorts, type QuarantineStore } from './domain/event-processing';
+import { deliveryResult, processDelivery, type DeliveryOutcome, type KeptBodyStore, type ProcessingPorts } from './domain/event-processing';
 import { decodeQueuedEvent, MalformedQueueMessageError, type QueuedEvent } from './domain/queued-event';
 import { MalformedEnvelopeError } from './domain/webhook-event';
 import { requiredEnv } from './shared/environment';
@@ -39,6 +39,7 @@ const WRITTEN_METRIC: Record<'summary' | 'timeseries' | 'workout_stream' | 'conn
 function countOutcome(outcome: DeliveryOutcome): void {
   switch (outcome.action) {
     case 'unknown':
+      // Alarmed on (lib/constructs/pipeline-alarms.ts): the body is kept under unrecognised/ for a replay.
       metrics.addMetric('UnknownEvents', MetricUnit.Count, 1);
       return;
     case 'out_of_scope':
@@ -79,10 +80,11 @@ export function createWorkerHandler(deps: WorkerDependencies) {
       }
       throw error;
     }
-    const keys = { svixId: queued.svixId, eventType: queued.eventType };
+    const { svixId, svixTimestamp, eventType, receivedAt } = queued;
+    const keys = { svixId, eventType };
     try {
       const body = queued.body ?? (await deps.claimChecks.get(queued.claimCheck!));
-      const outcome = await processDelivery({ svixId: queued.svixId, receivedAt: queued.receivedAt, body }, deps.ports, {
+      const outcome = await processDelivery({ svixId, svixTimestamp, eventType, receivedAt, body }, deps.ports, {
         expectedTeamId: deps.expectedTeamId,
       });
       countOutcome(outcome);
@@ -129,10 +131,15 @@ export function workerFromEnvironment(): WorkerDependencies {
   const bucket = requiredEnv(BUCKET.envVar);
   const backfillsTable = requiredEnv(TABLES.backfills.envVar);
   const backfillQueueUrl = requiredEnv(QUEUES.backfill.envVar);
-  // Claim checks, quarantine and backfill requests are rare: their adapters and the S3 and SQS
+  // Claim checks, kept bodies and backfill requests are rare: their adapters and the S3 and SQS
   // clients behind them load on first use, so a cold start loads only DynamoDB.
   let s3: Promise<S3Client> | undefined;
   const tracedS3 = () => (s3 ??= import('./adapters/s3-client').then(({ s3Client }) => tracer.captureAWSv3Client(s3Client())));
+  const keptUnder = (prefix: string) =>
+    loadedOnFirstUse<KeptBodyStore>(async () => {
+      const { S3KeptBodyStore } = await import('./adapters/kept-body-store');
+      return new S3KeptBodyStore(await tracedS3(), bucket, prefix);
+    });
   return {
     ports: {
       records: new DynamoDbRecordStore(documents, {
@@ -151,10 +158,8 @@ export function workerFromEnvironment(): WorkerDependencies {
           queue: new SqsBackfillQueue(tracer.captureAWSv3Client(sqsClient()), backfillQueueUrl),
         });
       }),
-      quarantine: loadedOnFirstUse<QuarantineStore>(async () => {
-        const { S3QuarantineStore } = await import('./adapters/quarantine-store');
-        return new S3QuarantineStore(await tracedS3(), bucket, BUCKET.prefixes.quarantine);
-      }),
+      quarantine: keptUnder(BUCKET.prefixes.quarantine),
+      unrecognised: keptUnder(BUCKET.prefixes.unrecognised),
     },
     claimChecks: loadedOnFirstUse<ClaimCheckStore>(async () => {
       const { S3ClaimCheckStore } = await import('./adapters/claim-check-store');

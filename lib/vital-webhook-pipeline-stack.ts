@@ -39,7 +39,10 @@ export interface VitalWebhookPipelineProps extends StackProps {
    * @default accept every team
    */
   readonly expectedTeamId?: string;
-  /** Days raw bodies (claim checks, quarantined events, backfill records held back) are kept in the bucket. @default 30 */
+  /**
+   * Days raw bodies (claim checks, quarantined events, events of an unrecognised type, backfill
+   * records held back) are kept in the bucket. @default 30
+   */
   readonly rawBodyRetentionDays?: number;
   /**
    * X-Ray tracing of every function. At low volume nearly every invocation is traced, which makes
@@ -163,6 +166,7 @@ export class VitalWebhookPipelineStack extends Stack {
       lifecycleRules: [
         { prefix: BUCKET.prefixes.claimChecks, expiration: rawBodyRetention, noncurrentVersionExpiration: Duration.days(1) },
         { prefix: BUCKET.prefixes.quarantine, expiration: rawBodyRetention, noncurrentVersionExpiration: Duration.days(1) },
+        { prefix: BUCKET.prefixes.unrecognised, expiration: rawBodyRetention, noncurrentVersionExpiration: Duration.days(1) },
         { prefix: BUCKET.prefixes.workoutStreams, noncurrentVersionExpiration: Duration.days(7) },
         { prefix: BUCKET.prefixes.heldBack, expiration: rawBodyRetention, noncurrentVersionExpiration: Duration.days(1) },
       ],
@@ -215,6 +219,7 @@ export class VitalWebhookPipelineStack extends Stack {
     tables.grantRecordAccess(worker, 'summaries', 'timeseries', 'connections', 'backfills');
     grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.claimChecks, ['s3:GetObject']);
     grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.quarantine, ['s3:PutObject']);
+    grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.unrecognised, ['s3:PutObject']);
     backfill.queue.grantSendMessages(worker);
     worker.addEventSource(sqsEventSource(events.queue, QUEUES.events));
 

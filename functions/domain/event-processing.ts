@@ -1,13 +1,14 @@
 import type { BackfillRequests } from './backfill-requests';
 import { orderKeyOfDelivery, type OrderKey } from './message-order';
+import type { QueuedEventAttributes } from './queued-event';
 import type { DeliveryOrigin, RecordStore } from './record-store';
 import { interpretEvent, type ConnectionChange, type EventAction, type InterpretOptions } from './webhook-event';
 
 /**
  * What the worker does with one verified delivery, independent of AWS: interpret the body, then
- * store, notify, quarantine or merely count. There is no delivery-level dedupe: every effect is
+ * store, notify, keep the body aside or merely count. There is no delivery-level dedupe: every effect is
  * idempotent by construction, ordered by what it carries (summaries by `updated_at`, samples and
- * connection states by message order, backfill runs by the notice's svix-id, quarantined bodies by
+ * connection states by message order, backfill runs by the notice's svix-id, kept bodies by
  * their key), so a redelivery, a Svix recovery weeks later or a DLQ replay, after a failure half way
  * or not, applies nothing twice and is reported as such (`deliveryResult`).
  */
@@ -27,9 +28,16 @@ export interface ConnectionStore {
   }): Promise<'applied' | 'stale' | 'unchanged'>;
 }
 
-/** Keeps bodies that must not be processed (another team's events) for inspection. */
-export interface QuarantineStore {
-  quarantine(delivery: Delivery, reason: string): Promise<void>;
+/**
+ * Why a body is kept aside instead of processed: it is another team's event (quarantine), or its
+ * event type is one the catalogue does not know (yet: Vital adds types without notice).
+ */
+export type KeptReason = 'foreign_team' | 'unrecognised_event_type';
+
+/** Keeps bodies the worker does not process, verbatim and with their delivery facts, for inspection and replay. */
+export interface KeptBodyStore {
+  /** Idempotent: every delivery of one message is kept as the same object. */
+  keep(delivery: Delivery, reason: KeptReason): Promise<void>;
 }
 
 /** Everything outside the domain that processing writes to. */
@@ -37,14 +45,14 @@ export interface ProcessingPorts {
   readonly records: RecordStore;
   readonly connections: ConnectionStore;
   readonly backfillRequests: BackfillRequests;
-  readonly quarantine: QuarantineStore;
+  /** Another team's events. */
+  readonly quarantine: KeptBodyStore;
+  /** Events of a type the catalogue does not know, kept for a replay once it does. */
+  readonly unrecognised: KeptBodyStore;
 }
 
-/** A verified delivery with its body in hand (claim checks already resolved). */
-export interface Delivery {
-  readonly svixId: string;
-  /** ISO 8601 time at which the verifier accepted it. */
-  readonly receivedAt: string;
+/** A verified delivery with its body in hand (claim checks already resolved), and the facts it was queued with. */
+export interface Delivery extends QueuedEventAttributes {
   readonly body: string;
 }
 
@@ -123,11 +131,14 @@ export async function processDelivery(
       };
     }
     case 'foreign_team':
-      // Idempotent by key: the quarantined copy's key is the svix-id, so a redelivery overwrites it with the same body.
-      await ports.quarantine.quarantine(delivery, 'foreign_team');
+      // Idempotent by key: the kept copy's key is the svix-id, so a redelivery overwrites it with the same body.
+      await ports.quarantine.keep(delivery, 'foreign_team');
+      return { action: action.kind, ...NOTHING };
+    case 'unknown':
+      // Kept, not dropped: once the catalogue knows the type, `vital-pipeline replay --unrecognised` queues it again.
+      await ports.unrecognised.keep(delivery, 'unrecognised_event_type');
       return { action: action.kind, ...NOTHING };
     case 'device':
-    case 'unknown':
     case 'out_of_scope':
       return { action: action.kind, ...NOTHING };
   }

@@ -152,11 +152,18 @@ export function consumerTimeouts(definition: QueueDefinition, timeScale = 1): Co
 }
 
 /**
- * The bucket for bodies too large for SQS, quarantined events, workout streams and records of Data
- * Access API responses held back by the backfill because they break the schema (`held-back/`).
+ * The bucket for bodies too large for SQS, quarantined events, events of a type the catalogue does
+ * not know (`unrecognised/`, kept for a replay), workout streams and records of Data Access API
+ * responses held back by the backfill because they break the schema (`held-back/`).
  */
 export const BUCKET = {
   id: 'RawBodies',
   envVar: 'RAW_BODY_BUCKET',
-  prefixes: { claimChecks: 'raw-bodies/', quarantine: 'quarantine/', workoutStreams: 'workout-streams/', heldBack: 'held-back/' },
+  prefixes: {
+    claimChecks: 'raw-bodies/',
+    quarantine: 'quarantine/',
+    unrecognised: 'unrecognised/',
+    workoutStreams: 'workout-streams/',
+    heldBack: 'held-back/',
+  },
 } as const;

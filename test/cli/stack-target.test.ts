@@ -12,11 +12,12 @@ import { after, before, describe, it } from 'node:test';
 import { DynamoDbBackfillStatusStore } from '../../functions/adapters/backfill-status-store';
 import { DynamoDbConnectionStore } from '../../functions/adapters/connection-store';
 import { SqsEventQueue } from '../../functions/adapters/event-queue';
+import { S3KeptBodyStore } from '../../functions/adapters/kept-body-store';
 import { DynamoDbRecordStore } from '../../functions/adapters/record-store';
 import { exampleEvent } from '../../functions/domain/example-events';
 import { newMessageId, orderKeyOfDelivery } from '../../functions/domain/message-order';
-import { ATTRIBUTE } from '../../functions/domain/queued-event';
-import { TABLES, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../../functions/shared/resources';
+import { ATTRIBUTE, encodeAttributes } from '../../functions/domain/queued-event';
+import { BUCKET, TABLES, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../../functions/shared/resources';
 import { startHttpApi, type RunningHttpApi } from '../../local/http-api';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
 import { LOCAL_AWS, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
@@ -289,6 +290,25 @@ describe('vital-pipeline --stack', () => {
     const backfillLeft = await receiveAll(resources.queues.backfill.deadLetterUrl);
     assert.equal(backfillLeft.length, 1);
     await deleteAll(resources.queues.backfill.deadLetterUrl, backfillLeft);
+  });
+
+  it('inspect unrecognised and replay --unrecognised find the kept bodies in the bucket of RawBodyBucketName', async () => {
+    // Kept by a worker whose catalogue did not know the type; this CLI's catalogue does.
+    const body = JSON.stringify(exampleEvent('daily.data.sleep.created', { userId: USER, seed: 11 }));
+    const delivery = { svixId: newMessageId(), svixTimestamp: String(Math.floor(Date.now() / 1000)), eventType: 'daily.data.sleep.created', receivedAt: new Date().toISOString(), body };
+    await new S3KeptBodyStore(s3, resources.bucket, BUCKET.prefixes.unrecognised).keep(delivery, 'unrecognised_event_type');
+
+    const listed = json<{ svix_id: string; event_type: string; received_at: string; bytes: number }[]>(await cli('inspect', 'unrecognised', '--stack', STACK, '--json'));
+    assert.deepEqual(listed, [{ svix_id: delivery.svixId, event_type: delivery.eventType, received_at: delivery.receivedAt, bytes: Buffer.byteLength(body) }]);
+    const replay = json<{ replayed: { svix_id: string }[] }>(await cli('replay', '--unrecognised', '--stack', STACK, '--svix-id', delivery.svixId, '--json'));
+    assert.deepEqual(replay.replayed.map((event) => event.svix_id), [delivery.svixId]);
+    const queued = (await receiveAll(resources.queues.events.url)).filter((message) => svixIdOf(message) === delivery.svixId);
+    assert.deepEqual(
+      queued.map((message) => ({ body: message.Body, attributes: Object.fromEntries(Object.entries(message.MessageAttributes!).map(([name, value]) => [name, value.StringValue])) })),
+      [{ body, attributes: encodeAttributes(delivery) }],
+    );
+    await deleteAll(resources.queues.events.url, queued);
+    assert.deepEqual(json(await cli('inspect', 'unrecognised', '--stack', STACK, '--json')), []);
   });
 
   it('send signs with the secret from Secrets Manager and the verifier behind WebhookUrl accepts it', async () => {

@@ -70,9 +70,9 @@ describe('alarms', () => {
     template.hasOutput('AlarmTopicArn', {});
   });
 
-  it('watches dead letters, backlog age, errors, 5xx, signature failures, failed backfills and silence', () => {
+  it('watches dead letters, backlog age, errors, 5xx, signature failures, failed backfills, unrecognised event types and silence', () => {
     const descriptions = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((alarm) => String(alarm.Properties.AlarmDescription));
-    for (const expected of [/DLQ/, /backfill DLQ/, /oldest queued event/, /verifier function/, /worker function/, /answered 5xx/, /bad signatures/, /backfill job failed/, /waiting for the Vital API key/, /No verified webhook arrived for 24 hours/]) {
+    for (const expected of [/DLQ/, /backfill DLQ/, /oldest queued event/, /verifier function/, /worker function/, /answered 5xx/, /bad signatures/, /backfill job failed/, /waiting for the Vital API key/, /event type this deployment does not know: see vital-pipeline inspect unrecognised/, /No verified webhook arrived for 24 hours/]) {
       assert.ok(descriptions.some((description) => expected.test(description)), String(expected));
     }
     // The silence alarm counts verified, queued deliveries: forged requests must not keep it quiet.

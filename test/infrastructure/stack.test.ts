@@ -118,6 +118,12 @@ describe('VitalWebhookPipelineStack', () => {
       BucketEncryption: { ServerSideEncryptionConfiguration: [Match.objectLike({ ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: Match.anyValue() } })] },
       LifecycleConfiguration: { Rules: Match.arrayWith([Match.objectLike({ Prefix: 'raw-bodies/', ExpirationInDays: 30 })]) },
     });
+    // Kept bodies (another team's, types the catalogue does not know) expire with the raw bodies: replay within that time.
+    for (const prefix of ['quarantine/', 'unrecognised/']) {
+      template.hasResourceProperties('AWS::S3::Bucket', {
+        LifecycleConfiguration: { Rules: Match.arrayWith([Match.objectLike({ Prefix: prefix, ExpirationInDays: 30, NoncurrentVersionExpiration: { NoncurrentDays: 1 } })]) },
+      });
+    }
     template.hasResourceProperties('AWS::S3::BucketPolicy', {
       PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
     });
@@ -151,7 +157,7 @@ describe('VitalWebhookPipelineStack', () => {
         .filter((statement) => [statement.Action].flat().some((action) => action.startsWith(actionPrefix)))
         .map((statement) => JSON.stringify(statement.Resource));
     const expectations: [string, { tables: string[]; prefixes: string[]; sendTo: string[]; secrets: string[] }][] = [
-      ['Stores', { tables: ['Summaries', 'Timeseries', 'Connections', 'Backfills'], prefixes: ['raw-bodies/', 'quarantine/'], sendTo: ['BackfillQueue'], secrets: [] }],
+      ['Stores', { tables: ['Summaries', 'Timeseries', 'Connections', 'Backfills'], prefixes: ['raw-bodies/', 'quarantine/', 'unrecognised/'], sendTo: ['BackfillQueue'], secrets: [] }],
       ['Fetches', { tables: ['Summaries', 'Timeseries', 'Backfills'], prefixes: ['workout-streams/', 'held-back/'], sendTo: ['BackfillQueue'], secrets: ['VitalApiKey'] }],
     ];
     for (const [description, expected] of expectations) {

@@ -86,8 +86,10 @@ describe('the stack\'s IAM on the stand-ins', () => {
     assert.equal(await outcome(get(as.worker, claimCheck)), 'ok');
     assert.equal(await outcome(get(as.verifier, claimCheck)), 'AccessDenied 403');
     assert.equal(await outcome(put(as.worker, `${BUCKET.prefixes.claimChecks}forged.json`)), 'AccessDenied 403');
-    // Quarantine is the worker's to write; workout streams are the backfill's.
+    // Quarantined and unrecognised bodies are the worker's to write; workout streams are the backfill's.
     assert.equal(await outcome(put(as.worker, `${BUCKET.prefixes.quarantine}held.json`)), 'ok');
+    assert.equal(await outcome(put(as.worker, `${BUCKET.prefixes.unrecognised}kept.json`)), 'ok');
+    assert.equal(await outcome(put(as.backfill, `${BUCKET.prefixes.unrecognised}kept.json`)), 'AccessDenied 403');
     assert.equal(await outcome(put(as.worker, `${BUCKET.prefixes.workoutStreams}stream.json`)), 'AccessDenied 403');
     assert.equal(await outcome(put(as.backfill, `${BUCKET.prefixes.workoutStreams}stream.json`)), 'ok');
     assert.equal(await outcome(get(as.backfill, claimCheck)), 'AccessDenied 403');

@@ -7,7 +7,7 @@ import type { ProcessingPorts } from '../../functions/domain/event-processing';
 import { DynamoDbRecordStore } from '../../functions/adapters/record-store';
 import { DynamoDbConnectionStore } from '../../functions/adapters/connection-store';
 import { S3ClaimCheckStore } from '../../functions/adapters/claim-check-store';
-import { S3QuarantineStore } from '../../functions/adapters/quarantine-store';
+import { S3KeptBodyStore } from '../../functions/adapters/kept-body-store';
 import { QueuedBackfillRequests, SqsBackfillQueue } from '../../functions/adapters/backfill-requests';
 import { DynamoDbBackfillStatusStore } from '../../functions/adapters/backfill-status-store';
 import { newMessageId } from '../../functions/domain/message-order';
@@ -21,7 +21,7 @@ import { LOCAL_AWS, standInClients, startDynamoDbLocal, startSqsAndS3 } from '..
 
 /**
  * The worker on real stand-ins: DynamoDB Local with the project's tables, fauxqs for S3 (claim
- * checks, quarantine), the real stores and the real backfill requests (status table and job queue).
+ * checks, kept bodies), the real stores and the real backfill requests (status table and job queue).
  */
 
 export interface WorkerHarness {
@@ -75,7 +75,8 @@ export async function startWorkerHarness(): Promise<WorkerHarness> {
       statuses: new DynamoDbBackfillStatusStore(workerDocuments, env[TABLES.backfills.envVar]!),
       queue: new SqsBackfillQueue(asWorker.sqs, backfillQueueUrl),
     }),
-    quarantine: new S3QuarantineStore(asWorker.s3, bucket, BUCKET.prefixes.quarantine),
+    quarantine: new S3KeptBodyStore(asWorker.s3, bucket, BUCKET.prefixes.quarantine),
+    unrecognised: new S3KeptBodyStore(asWorker.s3, bucket, BUCKET.prefixes.unrecognised),
   });
   const workerPorts = containerPorts();
   return {

@@ -26,15 +26,19 @@ describe('redelivery of every event kind (no delivery dedupe)', () => {
   });
   after(() => harness.stop());
 
-  /** Everything the worker can write for `userId`: items of every table, quarantined objects. */
+  /** Everything the worker can write for `userId`: items of every table, kept bodies (quarantined, unrecognised). */
   async function everythingOf(userId: string): Promise<unknown> {
     const tables: Record<string, unknown[]> = {};
     for (const table of Object.values(TABLES)) {
       const { Items = [] } = await harness.documents.send(new ScanCommand({ TableName: harness.env[table.envVar] }));
       tables[table.id] = Items.filter((item) => JSON.stringify(item).includes(userId)).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
     }
-    const { Contents = [] } = await harness.s3.send(new ListObjectsV2Command({ Bucket: harness.bucket, Prefix: BUCKET.prefixes.quarantine }));
-    return { tables, quarantined: Contents.map((object) => [object.Key, object.Size]).sort() };
+    const kept: Record<string, unknown[]> = {};
+    for (const prefix of [BUCKET.prefixes.quarantine, BUCKET.prefixes.unrecognised]) {
+      const { Contents = [] } = await harness.s3.send(new ListObjectsV2Command({ Bucket: harness.bucket, Prefix: prefix }));
+      kept[prefix] = Contents.map((object) => [object.Key, object.Size]).sort();
+    }
+    return { tables, kept };
   }
 
   /** Runs one record through a fresh handler and returns the worker's "Delivery processed" log line. */

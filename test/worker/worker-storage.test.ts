@@ -1,7 +1,8 @@
 import { S3ClaimCheckStore } from '../../functions/adapters/claim-check-store';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { keptBodyKey } from '../../functions/adapters/kept-body-store';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { createWorkerHandler } from '../../functions/worker';
 import { RESOURCES } from '../../functions/domain/catalogue';
@@ -168,6 +169,35 @@ describe('worker on DynamoDB Local and fauxqs S3', () => {
       const rows = await harness.documents.send(new ScanCommand({ TableName: harness.env[table.envVar] }));
       assert.ok(!rows.Items!.some((item) => JSON.stringify(item).includes('user-unknown')), table.id);
     }
+  });
+
+  it('keeps the body of an unknown event type under unrecognised/, with its delivery facts, once per message', async () => {
+    // Spacing and key order as sent: the kept body is the signed bytes, not a re-serialisation.
+    const body = '{"team_id": "t", "event_type": "daily.data.brand_new_kept.created",  "user_id": "user-kept", "data": {"x": 1.0}}';
+    const identity = delivery('2024-05-14T12:00:00Z');
+    const record = sqsRecord(body, identity);
+    assert.deepEqual((await run([record])).batchItemFailures, []);
+    const key = keptBodyKey(BUCKET.prefixes.unrecognised, identity);
+    assert.equal(key, `unrecognised/2024-05-14/${encodeURIComponent(identity.svixId)}.json`);
+    const kept = await harness.s3.send(new GetObjectCommand({ Bucket: harness.bucket, Key: key }));
+    assert.equal(await kept.Body!.transformToString('utf8'), body, 'the body, byte for byte');
+    assert.deepEqual(kept.Metadata, {
+      reason: 'unrecognised_event_type',
+      'svix-id': identity.svixId,
+      'svix-timestamp': record.messageAttributes['svix-timestamp']!.stringValue,
+      'event-type': 'daily.data.brand_new_kept.created',
+      'received-at': identity.receivedAt,
+    });
+    // A Svix retry, a recovery a day later: the same object again, not a second one.
+    await run([sqsRecord(body, identity)]);
+    await run([sqsRecord(body, { ...identity, receivedAt: new Date(Date.parse(identity.receivedAt) + 86_400_000).toISOString() })]);
+    const listed = await harness.s3.send(new ListObjectsV2Command({ Bucket: harness.bucket, Prefix: BUCKET.prefixes.unrecognised }));
+    assert.deepEqual(listed.Contents!.filter((object) => object.Key!.includes(encodeURIComponent(identity.svixId))).map((object) => object.Key), [key]);
+    assert.equal(await (await harness.s3.send(new GetObjectCommand({ Bucket: harness.bucket, Key: key }))).Body!.transformToString('utf8'), body);
+    // Out-of-scope and device events are deliberately ignored, not unrecognised: nothing is kept for them.
+    await run([sqsRecord({ event_type: 'labtest.order.created', data: {}, user_id: 'user-kept', team_id: 't' }, delivery('2024-05-14T12:00:00Z'))]);
+    const after = await harness.s3.send(new ListObjectsV2Command({ Bucket: harness.bucket, Prefix: BUCKET.prefixes.unrecognised }));
+    assert.equal(after.KeyCount, listed.KeyCount);
   });
 
   it('quarantines another team\'s event in the bucket instead of storing it', async () => {
