@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { VitalEnvironment, VitalRegion } from '../functions/adapters/vital-api-client';
 import { RETRY_SCOPE } from '../functions/domain/backfill-retry';
-import { catalogueEventTypes } from '../functions/domain/catalogue';
+import { catalogueEventTypes, RESOURCES } from '../functions/domain/catalogue';
 import { localDataDir } from '../local/config';
 import type { QueueName } from '../local/local-resources';
 import { retryBackfills, type RetrySelection } from './commands/backfill-retry';
@@ -18,8 +18,8 @@ import {
   type ManagementScope,
 } from './commands/register';
 import { onlyOption, secretLabel, setStackSecrets } from './commands/secrets';
-import { sendEvents } from './commands/send';
-import { readBackfills, readConnections, readRecords, type BackfillRow } from './record-queries';
+import { sendEvents, signEvents, type DeliveryFacts, type SendResult, type SignedDelivery } from './commands/send';
+import { requireResource, readBackfills, readConnections, readRecords, type BackfillRow } from './record-queries';
 import { resolveTarget, type PipelineTarget } from './target';
 import { printJson, printTable, progress, progressDone, UsageError } from './terminal';
 
@@ -40,7 +40,11 @@ Commands:
                 --duplicate <n>       deliver each event n more times with the same svix-id
                 --url <url>           endpoint (default: the target's)
                 --secret <whsec_...>  signing secret (default: the target's)
+                --print               sign each event and print it (svix-id, headers, body) as one
+                                      JSON line instead of sending it
+                Each line sent says the status, svix-id, event type, user and provider.
   inspect records      --user <id> --resource <name> [--provider <slug>] [--from <iso>] [--to <iso>]
+  inspect resources    every resource name --resource takes, summary, timeseries or stream (no pipeline needed)
   inspect backfills    --user <id>
   inspect connections  --user <id>
   inspect dlq          [--queue events|backfill]
@@ -145,6 +149,7 @@ async function send(args: string[]): Promise<void> {
     duplicate: { type: 'string' },
     url: { type: 'string' },
     secret: { type: 'string' },
+    print: { type: 'boolean' },
   });
   if (values['list-types']) {
     process.stdout.write(`${catalogueEventTypes().join('\n')}\n`);
@@ -163,13 +168,23 @@ async function send(args: string[]): Promise<void> {
     ...(values.secret ? { secret: values.secret } : {}),
     duplicate: integer(values.duplicate, '--duplicate', 0),
   };
-  const print = (result: { status: number; svixId: string; eventType: string; body: string }) =>
+  const about = (facts: DeliveryFacts) => `user ${facts.userId ?? '-'}  provider ${facts.provider ?? '-'}`;
+  const print = (result: SendResult) =>
     values.json
-      ? process.stdout.write(`${JSON.stringify({ status: result.status, svix_id: result.svixId, event_type: result.eventType, response: result.body })}\n`)
-      : process.stdout.write(`${result.status}  ${result.svixId}  ${result.eventType}  ${result.body}\n`);
-  // With both --url and --secret nothing of a target is needed, so none has to be running.
-  if (options.url && options.secret) await sendEvents(undefined, options, print);
-  else await withTarget(values.stack, (target) => sendEvents(target, options, print));
+      ? process.stdout.write(
+          `${JSON.stringify({ status: result.status, svix_id: result.svixId, event_type: result.eventType, user_id: result.userId ?? null, provider: result.provider ?? null, response: result.body })}\n`,
+        )
+      : process.stdout.write(`${result.status}  ${result.svixId}  ${result.eventType}  ${about(result)}  ${result.body}\n`);
+  // --print: one JSON line per event, signed and not sent, to post with curl or keep as a fixture.
+  const printSigned = (signed: SignedDelivery) =>
+    process.stdout.write(`${JSON.stringify({ svix_id: signed.svixId, event_type: signed.eventType, user_id: signed.userId ?? null, provider: signed.provider ?? null, headers: signed.headers, body: signed.body })}\n`);
+  const run = async (target: PipelineTarget | undefined): Promise<void> => {
+    if (values.print) await signEvents(target, options, printSigned);
+    else await sendEvents(target, options, print);
+  };
+  // With --secret (and --url, unless printing) nothing of a target is needed, so none has to be running.
+  if (options.secret && (options.url || values.print)) await run(undefined);
+  else await withTarget(values.stack, run);
 }
 
 /** A wait for the API key in one table cell: what Vital answered (or that no key is stored), since when, next try. */
@@ -189,6 +204,13 @@ async function inspect(args: string[]): Promise<void> {
     queue: { type: 'string' },
   });
   const what = positionals[0];
+  // The catalogue needs no pipeline: every resource name `--resource` takes, with its kind.
+  if (what === 'resources') {
+    const resources = [...RESOURCES.values()].map(({ name, kind }) => ({ resource: name, kind }));
+    return values.json ? printJson(resources) : printTable(['RESOURCE', 'KIND'], resources.map(({ resource, kind }) => [resource, kind]));
+  }
+  // A wrong resource name is told before any pipeline is looked for.
+  if (what === 'records' && values.resource) requireResource(values.resource);
   await withTarget(values.stack, async (target) => {
     switch (what) {
       case 'records': {

@@ -4,7 +4,8 @@ import { statusSortKey } from '../functions/adapters/backfill-status-store';
 import type { StoredConnection } from '../functions/adapters/connection-store';
 import { DynamoDbRecordStore, type TimeRange } from '../functions/adapters/record-store';
 import type { BackfillState, BackfillStatus } from '../functions/domain/backfill-job';
-import { resourceNamed } from '../functions/domain/catalogue';
+import { resourceNamed, RESOURCES, type ResourceDefinition } from '../functions/domain/catalogue';
+import { didYouMean } from './terminal';
 import { sampleKey, sampleSourceOf, summaryRecordIdentity, type VitalSource } from '../functions/domain/record-identity';
 import type { TableName } from '../local/local-resources';
 
@@ -65,14 +66,20 @@ async function allSummaryObjects(dynamodb: DynamoDBClient, table: string, userId
   return items.map((item) => ({ object: item.data as Record<string, unknown>, order: item.order as string }));
 }
 
+/** The catalogue's resource of that name; `UnknownResourceError` with the close names otherwise. */
+export function requireResource(name: string): ResourceDefinition {
+  const definition = resourceNamed(name);
+  if (!definition) throw new UnknownResourceError(`Unknown resource "${name}".${didYouMean(name, [...RESOURCES.keys()])} Every resource: vital-pipeline inspect resources`);
+  return definition;
+}
+
 /** The newest stored version of each record of a user's resource, optionally by provider and time. */
 export async function readRecords(
   dynamodb: DynamoDBClient,
   tables: Readonly<Record<TableName, string>>,
   query: RecordQuery,
 ): Promise<RecordRow[]> {
-  const definition = resourceNamed(query.resource);
-  if (!definition) throw new UnknownResourceError(`Unknown resource "${query.resource}": see the resource names in docs or functions/domain/catalogue.ts`);
+  const definition = requireResource(query.resource);
   const store = new DynamoDbRecordStore(documentsOf(dynamodb), {
     summariesTable: tables.summaries,
     timeseriesTable: tables.timeseries,

@@ -1,3 +1,5 @@
+import { distance } from 'fastest-levenshtein';
+
 /**
  * How the CLI talks to the terminal: results on stdout (tables, or JSON for scripts), progress and
  * errors on stderr, so `--json` output stays clean to pipe.
@@ -31,4 +33,26 @@ export function progress(text: string): void {
 /** Ends a progress line. */
 export function progressDone(): void {
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
+}
+
+/**
+ * Names among `known` that a mistyped `name` was probably meant to be, nearest first, at most
+ * three: those containing it (`heartrate` → `daily.data.heartrate.created`), then those a few edits
+ * away (Levenshtein distance up to a third of the name).
+ */
+export function closeMatches(name: string, known: readonly string[]): string[] {
+  const wanted = name.toLowerCase();
+  const containing = known.filter((candidate) => wanted.length >= 3 && candidate.toLowerCase().includes(wanted));
+  const near = known
+    .map((candidate) => ({ candidate, edits: distance(wanted, candidate.toLowerCase()) }))
+    .filter(({ candidate, edits }) => edits <= Math.max(2, Math.floor(wanted.length / 3)) && !containing.includes(candidate))
+    .sort((a, b) => a.edits - b.edits)
+    .map(({ candidate }) => candidate);
+  return [...containing, ...near].slice(0, 3);
+}
+
+/** `Did you mean a, b?` for an unknown name, or nothing when no name is close. */
+export function didYouMean(name: string, known: readonly string[]): string {
+  const matches = closeMatches(name, known);
+  return matches.length > 0 ? ` Did you mean ${matches.join(', ')}?` : '';
 }
