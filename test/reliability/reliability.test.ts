@@ -444,7 +444,7 @@ describe(`reliability storm (STORM_SEED=${SEED} STORM_SIZE=${SIZE})`, { timeout:
       const inverted = `${planned}; accepted: ${backfill.runs.map((run, index) => `run #${index + 1} ${acceptedAt(run.svixId)}`).join(', ')}`;
       if (status?.runId !== newest.svixId || status.state !== 'completed') {
         const which = backfill.runs.findIndex((run) => run.svixId === status?.runId);
-        problems.push(`${backfill.resource} of ${backfill.userId} (${inverted}): status is run #${which + 1} of ${backfill.runs.length} (${status?.runId}) ${status?.state}, range ${status?.startDate}..${status?.endDate}; newest is ${newest.svixId}`);
+        problems.push(`${backfill.resource} of ${backfill.userId} (${inverted}): status is run #${which + 1} of ${backfill.runs.length} (${status?.runId}) ${status?.state}${status?.lastError ? ` (last error: ${status.lastError})` : ''}, range ${status?.startDate}..${status?.endDate}; newest is ${newest.svixId}`);
       }
       // Each run's range is contained in the newest one's, so the newest range is everything.
       const expected = pipeline.fake.identitiesFor(backfill.userId, backfill.provider, backfill.resource, newest.startDate, newest.endDate);
