@@ -170,7 +170,7 @@ describe('npm start and the vital-pipeline CLI', () => {
   it('stores a summary exactly as Vital sent it', async () => {
     const sent = await cli('send', '--type', 'daily.data.workouts.created', '--user', 'user-summary');
     assert.equal(sent.code, 0, sent.stderr);
-    assert.match(sent.stdout, /^202 {2}msg_\w{27} {2}daily\.data\.workouts\.created {2}\{"status":"accepted"\}$/m);
+    assert.match(sent.stdout, /^202 {2}msg_\w{27} {2}daily\.data\.workouts\.created {2}user user-summary {2}provider \w+ {2}\{"status":"accepted"\}$/m);
     const rows = await eventually(records('user-summary', 'workouts'), (found) => found.length === 1);
     const expected = exampleEvent('daily.data.workouts.created', { userId: 'user-summary' }).data;
     assert.deepEqual(rows[0], { resource: 'workouts', provider: 'oura', source_type: 'ring', key: expected.id, record: expected });
