@@ -80,6 +80,28 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * An emulator served through the front that applies the AWS rules it does not (`aws-rules-front.ts`):
+ * the stand-in's endpoint is the front's, on loopback (`port`, or a free one). Stopping stops the
+ * front, then the emulator; so does a front that fails to start.
+ */
+async function behindFront(upstreamEndpoint: string, port: number | undefined, stopUpstream: () => Promise<void>): Promise<RunningStandIn> {
+  try {
+    const front = await startAwsRulesFront(upstreamEndpoint, port ?? 0);
+    return {
+      endpoint: front.endpoint,
+      enforce: front.enforce,
+      stop: async () => {
+        await front.stop();
+        await stopUpstream();
+      },
+    };
+  } catch (error) {
+    await stopUpstream();
+    throw error;
+  }
+}
+
 /** No Java runtime to run DynamoDB Local with. */
 export class JavaNotFoundError extends Error {}
 
@@ -100,21 +122,8 @@ export async function startDynalite(options: { dataDir?: string; port?: number }
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const closeServer = () => new Promise<void>((resolve) => server.close(() => resolve()));
-  try {
-    const front = await startAwsRulesFront(`http://127.0.0.1:${(server.address() as { port: number }).port}`, options.port ?? 0);
-    return {
-      engine: 'dynalite',
-      endpoint: front.endpoint,
-      enforce: front.enforce,
-      stop: async () => {
-        await front.stop();
-        await closeServer();
-      },
-    };
-  } catch (error) {
-    await closeServer();
-    throw error;
-  }
+  const upstream = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return { engine: 'dynalite', ...(await behindFront(upstream, options.port, closeServer)) };
 }
 
 /**
@@ -178,21 +187,7 @@ export async function startDynamoDbLocal(options: { dataDir?: string; port?: num
       await Promise.race([exited, sleep(5_000).then(() => child.kill('SIGKILL'))]);
     }
   };
-  try {
-    const front = await startAwsRulesFront(endpoint, options.port ?? 0);
-    return {
-      endpoint: front.endpoint,
-      ...(child.pid !== undefined ? { processId: child.pid } : {}),
-      enforce: front.enforce,
-      stop: async () => {
-        await front.stop();
-        await stopDynamoDbLocal();
-      },
-    };
-  } catch (error) {
-    await stopDynamoDbLocal();
-    throw error;
-  }
+  return { ...(await behindFront(endpoint, options.port, stopDynamoDbLocal)), ...(child.pid !== undefined ? { processId: child.pid } : {}) };
 }
 
 /**
@@ -227,18 +222,5 @@ export async function startSqsAndS3(options: { dataDir?: string; port?: number }
     logger: false,
     ...(options.dataDir ? { dataDir: options.dataDir, s3StorageDir: `${options.dataDir}/s3` } : {}),
   }));
-  try {
-    const front = await startAwsRulesFront(`http://127.0.0.1:${server.port}`, options.port ?? 0);
-    return {
-      endpoint: front.endpoint,
-      enforce: front.enforce,
-      stop: async () => {
-        await front.stop();
-        await server.stop();
-      },
-    };
-  } catch (error) {
-    await server.stop();
-    throw error;
-  }
+  return behindFront(`http://127.0.0.1:${server.port}`, options.port, () => server.stop());
 }

@@ -20,7 +20,7 @@ import { ATTRIBUTE, encodeAttributes } from '../../functions/domain/queued-event
 import { BUCKET, TABLES, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../../functions/shared/resources';
 import { startHttpApi, type RunningHttpApi } from '../../local/http-api';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
-import { LOCAL_AWS, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+import { LOCAL_AWS, standInClients, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 import { isolatedAwsEnvironment, runCli, type CliRun } from '../support/cli-process';
 import { FAKE_ACCOUNT, startFakeAws, type FakeAws } from '../support/fake-aws';
 
@@ -125,9 +125,7 @@ before(async () => {
   emptyDataDir = await mkdtemp(path.join(tmpdir(), 'stack-target-'));
   [dynamoDb, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
   const endpoints = { dynamodb: dynamoDb.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint };
-  dynamodb = new DynamoDBClient({ endpoint: endpoints.dynamodb, ...LOCAL_AWS });
-  sqs = new SQSClient({ endpoint: endpoints.sqs, ...LOCAL_AWS });
-  s3 = new S3Client({ endpoint: endpoints.s3, forcePathStyle: true, ...LOCAL_AWS });
+  ({ dynamodb, sqs, s3 } = standInClients(endpoints));
   resources = await createLocalResources({ dynamodb, sqs, s3, sqsEndpoint: endpoints.sqs, namePrefix: 'stack-test-' });
 
   fakeAws = await startFakeAws({ region: REGION });

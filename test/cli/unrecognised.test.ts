@@ -16,7 +16,7 @@ import { replayUnrecognised } from '../../cli/commands/unrecognised';
 import { localTarget } from '../../cli/target';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
 import { writePipelineState } from '../../local/pipeline-state';
-import { LOCAL_AWS, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+import { LOCAL_AWS, standInClients, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 import { isolatedAwsEnvironment, runCli, type CliRun } from '../support/cli-process';
 
 /**
@@ -73,9 +73,7 @@ before(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'unrecognised-'));
   [dynamoDb, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
   const endpoints = { dynamodb: dynamoDb.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint };
-  dynamodb = new DynamoDBClient({ endpoint: endpoints.dynamodb, ...LOCAL_AWS });
-  sqs = new SQSClient({ endpoint: endpoints.sqs, ...LOCAL_AWS });
-  s3 = new S3Client({ endpoint: endpoints.s3, forcePathStyle: true, ...LOCAL_AWS });
+  ({ dynamodb, sqs, s3 } = standInClients(endpoints));
   resources = await createLocalResources({ dynamodb, sqs, s3, sqsEndpoint: endpoints.sqs, namePrefix: 'unrecognised-test-' });
   await writePipelineState(dataDir, {
     pid: process.pid,
