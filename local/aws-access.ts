@@ -1,6 +1,6 @@
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import type { PipelineFunctionName } from '../functions/shared/resources';
-import { LOCAL_ACCOUNT, queueNameOfUrl, type FunctionAccess, type LocalAccessModel, type ResourcePolicy } from './synthesized-access';
+import { LOCAL_ACCOUNT, localArn, queueNameOfUrl, type FunctionAccess, type LocalAccessModel, type ResourcePolicy } from './synthesized-access';
 
 /**
  * IAM on the stand-ins. A request signed with a function's credentials (`functionCredentials`) is
@@ -44,9 +44,8 @@ export function signerOf(headers: SignedRequest['headers']): { accessKeyId: stri
 export class UnrecognisedRequestError extends Error {}
 
 const { partition, region, accountId } = LOCAL_ACCOUNT;
-const tableArn = (table: string) => `arn:${partition}:dynamodb:${region}:${accountId}:table/${table}`;
+const tableArn = (table: string) => localArn('AWS::DynamoDB::Table', table)!;
 const queueArnOfName = (name: string) => `arn:${partition}:sqs:${region}:${accountId}:${name}`;
-const secretArn = (id: string) => (id.startsWith('arn:') ? id : `arn:${partition}:secretsmanager:${region}:${accountId}:secret:${id}`);
 
 function jsonBody(request: SignedRequest): Record<string, any> {
   try {
@@ -149,10 +148,6 @@ export function accessRequestsOf(request: SignedRequest, service: string): Acces
     case 'sqs':
       if (!target.startsWith('AmazonSQS.')) throw new UnrecognisedRequestError('SQS requests other than the JSON protocol are not known to the stand-ins\' IAM');
       return sqsRequests(operation, jsonBody(request));
-    case 'secretsmanager': {
-      const body = jsonBody(request);
-      return [{ action: `secretsmanager:${operation}`, resource: secretArn(String(body.SecretId ?? '')) }];
-    }
     case 's3':
       return s3Requests(request);
     default:
@@ -204,7 +199,8 @@ export class AccessEvaluator {
 
   async #evaluate(accessKeyId: string, request: AccessRequest): Promise<AccessDecision> {
     const principal = this.#principals.get(accessKeyId);
-    if (!principal) return { allowed: true };
+    // Callers ask only for principals this evaluator `governs`.
+    if (!principal) throw new Error(`No function of the stack signs with ${accessKeyId}`);
     const resourcePolicy = this.#resourcePolicies.find(
       (policy) => request.resource === policy.resourceArn || request.resource.startsWith(`${policy.resourceArn}/`),
     )?.policy;

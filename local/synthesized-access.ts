@@ -60,7 +60,7 @@ const ref = (value: Intrinsic): string | undefined =>
 export const queueNameOfUrl = (url: string): string => new URL(url).pathname.split('/').filter(Boolean).at(-1)!;
 
 /** The ARN of a local resource, by its CloudFormation type and its local physical id (name, URL). */
-function localArn(type: string, physicalId: string): string | undefined {
+export function localArn(type: string, physicalId: string): string | undefined {
   const { partition, region, accountId } = LOCAL_ACCOUNT;
   switch (type) {
     case 'AWS::DynamoDB::Table':
