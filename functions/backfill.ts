@@ -168,8 +168,10 @@ function apiKeySource(): ApiKeySource | (() => Promise<string>) {
   const secretId = process.env.VITAL_API_KEY_SECRET_ID;
   if (secretId) {
     return new CachedApiKey({
-      fetch: async (forceFetch) => {
-        const value = await getSecret<string>(secretId, { forceFetch, maxAge: API_KEY_MAX_AGE_SECONDS });
+      // CachedApiKey is the one cache: each read it asks for goes to Secrets Manager (Powertools'
+      // own cache would add its max age to ours).
+      fetch: async () => {
+        const value = await getSecret<string>(secretId, { forceFetch: true });
         return typeof value === 'string' ? value : '';
       },
       maxAgeMs: API_KEY_MAX_AGE_SECONDS * 1000,
@@ -194,14 +196,15 @@ function secondsSetting(name: string): number | undefined {
 export function backfillFromEnvironment(): BackfillHandlerDependencies {
   const apiKeyRetryDelaySeconds = secondsSetting('BACKFILL_API_KEY_RETRY_SECONDS');
   const documents = DynamoDBDocumentClient.from(tracer.captureAWSv3Client(dynamoDbClient()), { marshallOptions: { removeUndefinedValues: true } });
+  const s3 = tracer.captureAWSv3Client(s3Client());
   return {
     statuses: new DynamoDbBackfillStatusStore(documents, requiredEnv(TABLES.backfills.envVar)),
     records: new DynamoDbRecordStore(documents, {
       summariesTable: requiredEnv(TABLES.summaries.envVar),
       timeseriesTable: requiredEnv(TABLES.timeseries.envVar),
     }),
-    streams: new S3WorkoutStreamStore(tracer.captureAWSv3Client(s3Client()), requiredEnv(BUCKET.envVar)),
-    heldBack: new S3HeldBackStore(tracer.captureAWSv3Client(s3Client()), requiredEnv(BUCKET.envVar)),
+    streams: new S3WorkoutStreamStore(s3, requiredEnv(BUCKET.envVar)),
+    heldBack: new S3HeldBackStore(s3, requiredEnv(BUCKET.envVar)),
     queue: new SqsBackfillQueue(tracer.captureAWSv3Client(sqsClient()), requiredEnv(QUEUES.backfill.envVar)),
     source: new VitalApiClient({
       baseUrl: vitalApiBaseUrl({

@@ -92,8 +92,9 @@ export function verifierFromEnvironment(): VerifierDependencies {
   let secrets: SigningSecretSource;
   if (secretId) {
     secrets = new CachedSigningSecrets({
-      fetch: async (forceFetch) => {
-        const value = await getSecret<string>(secretId, { forceFetch, maxAge: 300 });
+      // CachedSigningSecrets is the one cache: each read it asks for goes to Secrets Manager.
+      fetch: async () => {
+        const value = await getSecret<string>(secretId, { forceFetch: true });
         if (typeof value !== 'string') throw new Error('The signing secret has no string value');
         return value;
       },

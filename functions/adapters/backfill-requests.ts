@@ -1,7 +1,7 @@
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logger, metrics } from '../shared/observability';
-import { resourceNamed } from '../domain/catalogue';
+import { listingResourceOf, resourceNamed } from '../domain/catalogue';
 import type { BackfillRequests, HistoricalNotice, WorkoutStreamNotice } from '../domain/backfill-requests';
 import type { BackfillJobMessage, BackfillQueue, BackfillStatus, BackfillStatusStore } from '../domain/backfill-job';
 import { DEFAULT_WINDOW_DAYS, InvalidBackfillRangeError, planBackfill } from '../domain/backfill-plan';
@@ -102,7 +102,7 @@ export class QueuedBackfillRequests implements BackfillRequests {
       updatedAt: at,
     };
     // A historical workout_stream notice backfills the streams of the workouts in its range.
-    const listing = resource.kind === 'stream' ? resourceNamed('workouts')! : resource;
+    const listing = listingResourceOf(resource);
     for (let attempt = 1; ; attempt += 1) {
       const stored = await this.options.statuses.get(run);
       // A run this notice replaces hands over what it had left (functions/domain/backfill-supersede.ts).

@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { Delivery, KeptBodyStore, KeptReason } from '../domain/event-processing';
 import { messageCreatedAtMs } from '../domain/message-order';
-import type { QueuedEventAttributes } from '../domain/queued-event';
+import { claimCheckKey, type QueuedEventAttributes } from '../domain/queued-event';
 
 /**
  * Where a kept delivery is stored: one object per message, grouped by the day Svix created it (its
@@ -18,7 +18,7 @@ import type { QueuedEventAttributes } from '../domain/queued-event';
 export function keptBodyKey(prefix: string, delivery: Pick<Delivery, 'svixId' | 'receivedAt'>): string {
   const createdAtMs = messageCreatedAtMs(delivery.svixId);
   const day = createdAtMs === undefined ? delivery.receivedAt.slice(0, 10) : new Date(createdAtMs).toISOString().slice(0, 10);
-  return `${prefix}${day}/${encodeURIComponent(delivery.svixId)}.json`;
+  return claimCheckKey(prefix, delivery.svixId, day);
 }
 
 /** A kept body as listed: its delivery facts and size, never the body. */

@@ -1,4 +1,4 @@
-import { resourceNamed, type ResourceDefinition } from './catalogue';
+import { listingResourceOf, resourceNamed, type ResourceDefinition } from './catalogue';
 import { orderKeyOfFetch, type OrderKey } from './message-order';
 import type { RecordStore } from './record-store';
 import { sampleSourceOf } from './record-identity';
@@ -127,8 +127,6 @@ export const streamIsCurrent = (stored: OrderKey | undefined, since: OrderKey): 
 /** What became of one workout's stream. */
 type StreamOutcome = 'stored' | 'current' | 'missing';
 
-/** The resource whose endpoint lists a job's records: a `workout_stream` backfill lists workouts. */
-const listingResourceOf = (resource: ResourceDefinition): ResourceDefinition => (resource.kind === 'stream' ? WORKOUTS : resource);
 
 const describe = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 
@@ -312,17 +310,20 @@ export class BackfillRunner {
     const listing = listingResourceOf(resource);
     const fetched = await source.fetchSummaries(listing, userId, provider, window);
     const order = orderKeyOfFetch(fetched.fetchedAtMs);
-    const { readable, unreadable } = sortSummaries(listing.name, fetched.objects, order);
-    // A workout_stream backfill stores no workouts: a workout without an id simply has no stream to fetch.
-    const heldBack = resource.kind === 'stream' ? 0 : await this.holdBack(at, unreadable);
+    // A workout_stream backfill stores no workouts (so sorts none out): a workout without an id simply has no stream to fetch.
+    let heldBack = 0;
+    let stored = 0;
+    if (resource.kind !== 'stream') {
+      const { readable, unreadable } = sortSummaries(listing.name, fetched.objects, order);
+      heldBack = await this.holdBack(at, unreadable);
+      for (const object of readable) await records.storeSummary({ userId, resource: resource.name, object, order });
+      stored = readable.length;
+    }
     // Every listed workout with an id has a stream to fetch, a held-back one (unreadable updated_at) included.
     const workoutIds = listing === WORKOUTS ? fetched.objects.map((workout) => workout.id).filter((id): id is string => typeof id === 'string') : [];
-    if (resource.kind !== 'stream') {
-      for (const object of readable) await records.storeSummary({ userId, resource: resource.name, object, order });
-    }
     const streams = await this.fetchAndStoreStreams(userId, provider, workoutIds, streamBudget);
     if (streams === 'out_of_time') return streams;
-    return { records: resource.kind === 'stream' ? streams : readable.length, heldBack, nextCursor: null };
+    return { records: resource.kind === 'stream' ? streams : stored, heldBack, nextCursor: null };
   }
 
   /** Keeps a page's unreadable records under `held-back/`, each with its location; resolves how many. */

@@ -109,6 +109,11 @@ export function resourceNamed(name: string): ResourceDefinition | undefined {
   return RESOURCES.get(name);
 }
 
+/** The resource whose endpoint lists a backfill's records: a `workout_stream` backfill lists workouts. */
+export function listingResourceOf(resource: ResourceDefinition): ResourceDefinition {
+  return resource.kind === 'stream' ? RESOURCES.get('workouts')! : resource;
+}
+
 /** Event type prefixes that are acknowledged and counted but deliberately not processed. */
 export const OUT_OF_SCOPE_PREFIXES = ['labtest.', 'lab_report.', 'continuous_query.'] as const;
 

@@ -7,7 +7,6 @@ import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client
 import { readBackfills } from '../../cli/record-queries';
 import { LOCAL_AWS } from '../../local/stand-ins';
 import { createBackfillHandler, type BackfillHandlerDependencies } from '../../functions/backfill';
-import { SqsBackfillQueue } from '../../functions/adapters/backfill-requests';
 import { CachedApiKey, VitalApiClient } from '../../functions/adapters/vital-api-client';
 import {
   API_KEY_MAX_WAIT_MS,
@@ -165,12 +164,10 @@ describe('a backfill while the Vital API key is not (yet) stored', () => {
     h.fake.setApiKey(API_KEY); // beginCase restores faults and counters, not the accepted key
   });
 
-  /** The handler's dependencies as deployed, but on the case's queue, with the given key store and a 1 s wait. */
+  /** The handler's dependencies as deployed (the case's queue, as the backfill's role), with the given key store and a 1 s wait. */
   function waitingDependencies(keys: ReturnType<typeof secretStore>, overrides: Partial<BackfillHandlerDependencies> = {}): Partial<BackfillHandlerDependencies> {
     return {
       source: new VitalApiClient({ baseUrl: h.fake.url, apiKey: keys.source(), maxRequestsPerSecond: 200, retry: { maxAttempts: 4, baseDelayMs: 10, maxDelayMs: 1_000 } }),
-      // The backfill function's own queue adapter (continuations and delayed re-sends).
-      queue: new SqsBackfillQueue(h.sqs, h.queue.url),
       // 900 s in AWS; SQS's shortest delay here, so a test sees many tries in seconds.
       apiKeyRetryDelaySeconds: 1,
       ...overrides,
