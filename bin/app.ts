@@ -13,6 +13,7 @@ const app = new App();
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new HIPAASecurityChecks(app));
 const context = (key: string): string | undefined => app.node.tryGetContext(key);
 const number = (key: string): number | undefined => (context(key) === undefined ? undefined : Number(context(key)));
+const flag = (key: string): boolean | undefined => (context(key) === undefined ? undefined : String(context(key)) !== 'false');
 
 new VitalWebhookPipelineStack(app, context('stackName') ?? 'VitalWebhookPipeline', {
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
@@ -24,5 +25,6 @@ new VitalWebhookPipelineStack(app, context('stackName') ?? 'VitalWebhookPipeline
   rawBodyRetentionDays: number('rawBodyRetentionDays'),
   backfillConcurrency: number('backfillConcurrency'),
   silenceAlarmHours: number('silenceAlarmHours'),
-  tracing: context('tracing') === undefined ? undefined : String(context('tracing')) !== 'false',
+  tracing: flag('tracing'),
+  traceSdkCalls: flag('traceSdkCalls'),
 });

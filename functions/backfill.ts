@@ -24,7 +24,7 @@ import { BackfillRunner, type BackfillRunnerDependencies } from './domain/backfi
 import { requiredEnv } from './shared/environment';
 import { backfillTimeReserveMs, BUCKET, QUEUES, TABLES } from './shared/resources';
 import { logger, metrics, publishMetrics } from './shared/observability';
-import { traced, tracer } from './shared/tracing';
+import { traced, tracedClient } from './shared/tracing';
 
 /** What the backfill function needs from the outside world. */
 export interface BackfillHandlerDependencies extends BackfillRunnerDependencies {
@@ -195,8 +195,8 @@ function secondsSetting(name: string): number | undefined {
 /** Wires the backfill function from its Lambda environment (or the local pipeline's, which sets the same names). */
 export function backfillFromEnvironment(): BackfillHandlerDependencies {
   const apiKeyRetryDelaySeconds = secondsSetting('BACKFILL_API_KEY_RETRY_SECONDS');
-  const documents = DynamoDBDocumentClient.from(tracer.captureAWSv3Client(dynamoDbClient()), { marshallOptions: { removeUndefinedValues: true } });
-  const s3 = tracer.captureAWSv3Client(s3Client());
+  const documents = DynamoDBDocumentClient.from(tracedClient(dynamoDbClient()), { marshallOptions: { removeUndefinedValues: true } });
+  const s3 = tracedClient(s3Client());
   return {
     statuses: new DynamoDbBackfillStatusStore(documents, requiredEnv(TABLES.backfills.envVar)),
     records: new DynamoDbRecordStore(documents, {
@@ -205,7 +205,7 @@ export function backfillFromEnvironment(): BackfillHandlerDependencies {
     }),
     streams: new S3WorkoutStreamStore(s3, requiredEnv(BUCKET.envVar)),
     heldBack: new S3HeldBackStore(s3, requiredEnv(BUCKET.envVar)),
-    queue: new SqsBackfillQueue(tracer.captureAWSv3Client(sqsClient()), requiredEnv(QUEUES.backfill.envVar)),
+    queue: new SqsBackfillQueue(tracedClient(sqsClient()), requiredEnv(QUEUES.backfill.envVar)),
     source: new VitalApiClient({
       baseUrl: vitalApiBaseUrl({
         environment: (process.env.VITAL_ENVIRONMENT ?? 'production') as VitalEnvironment,

@@ -14,7 +14,7 @@ import { decodeQueuedEvent, MalformedQueueMessageError, type QueuedEvent } from 
 import { MalformedEnvelopeError } from './domain/webhook-event';
 import { requiredEnv } from './shared/environment';
 import { logger, metrics, publishMetrics } from './shared/observability';
-import { traced, tracer } from './shared/tracing';
+import { traced, tracedClient } from './shared/tracing';
 import { BUCKET, QUEUES, TABLES } from './shared/resources';
 
 /** What the worker needs from the outside world. */
@@ -126,7 +126,7 @@ export function createWorkerHandler(deps: WorkerDependencies) {
 
 /** Wires the worker from its Lambda environment (or the local pipeline's, which sets the same names). */
 export function workerFromEnvironment(): WorkerDependencies {
-  const client = tracer.captureAWSv3Client(dynamoDbClient());
+  const client = tracedClient(dynamoDbClient());
   const documents = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   const bucket = requiredEnv(BUCKET.envVar);
   const backfillsTable = requiredEnv(TABLES.backfills.envVar);
@@ -134,7 +134,7 @@ export function workerFromEnvironment(): WorkerDependencies {
   // Claim checks, kept bodies and backfill requests are rare: their adapters and the S3 and SQS
   // clients behind them load on first use, so a cold start loads only DynamoDB.
   let s3: Promise<S3Client> | undefined;
-  const tracedS3 = () => (s3 ??= import('./adapters/s3-client').then(({ s3Client }) => tracer.captureAWSv3Client(s3Client())));
+  const tracedS3 = () => (s3 ??= import('./adapters/s3-client').then(({ s3Client }) => tracedClient(s3Client())));
   const keptUnder = (prefix: string) =>
     loadedOnFirstUse<KeptBodyStore>(async () => {
       const { S3KeptBodyStore } = await import('./adapters/kept-body-store');
@@ -155,7 +155,7 @@ export function workerFromEnvironment(): WorkerDependencies {
         ]);
         return new QueuedBackfillRequests({
           statuses: new DynamoDbBackfillStatusStore(documents, backfillsTable),
-          queue: new SqsBackfillQueue(tracer.captureAWSv3Client(sqsClient()), backfillQueueUrl),
+          queue: new SqsBackfillQueue(tracedClient(sqsClient()), backfillQueueUrl),
         });
       }),
       quarantine: keptUnder(BUCKET.prefixes.quarantine),

@@ -49,6 +49,12 @@ export interface VitalWebhookPipelineProps extends StackProps {
    * X-Ray the largest cost of a small deployment (docs/cost.md). @default true
    */
   readonly tracing?: boolean;
+  /**
+   * With `tracing`, the worker and backfill also trace each AWS SDK call (DynamoDB, S3, SQS) as a
+   * subsegment. Off by default: the X-Ray SDK it loads is the largest part of the worker's cold
+   * start (docs/cost.md). @default false
+   */
+  readonly traceSdkCalls?: boolean;
   /** @default RetentionDays.THREE_MONTHS */
   readonly logRetention?: RetentionDays;
   /** Concurrent backfill invocations (each fetches one window or page at a time). @default QUEUES.backfill.maxConcurrency */
@@ -203,7 +209,7 @@ export class VitalWebhookPipelineStack extends Stack {
     });
     this.webhookUrl = ingress.url;
 
-    const common = { encryptionKey, logRetention, tracing, removalPolicy };
+    const common = { encryptionKey, logRetention, tracing, traceSdkCalls: props.traceSdkCalls ?? false, removalPolicy };
     const worker = new PipelineFunction(this, 'Worker', {
       ...common,
       entry: 'worker.ts',

@@ -25,6 +25,11 @@ export interface PipelineFunctionProps {
   readonly logRetention: RetentionDays;
   /** X-Ray active tracing. */
   readonly tracing: boolean;
+  /**
+   * With `tracing`, a subsegment for each AWS SDK call too (functions/shared/tracing.ts); it loads
+   * the X-Ray SDK into the function's cold start. @default false
+   */
+  readonly traceSdkCalls?: boolean;
   /** What happens to the function's log group when the stack is deleted. */
   readonly removalPolicy: RemovalPolicy;
 }
@@ -67,7 +72,7 @@ export class PipelineFunction extends NodejsFunction {
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
-        POWERTOOLS_TRACE_ENABLED: String(props.tracing),
+        POWERTOOLS_TRACE_ENABLED: String(props.tracing && (props.traceSdkCalls ?? false)),
         ...props.environment,
       },
       bundling: {

@@ -27,18 +27,19 @@ export const SYNTH_REGION = 'us-east-1';
 
 /**
  * Synthesizes the project's CDK app, with bundling, into `outdir`, the way `cdk synth` does: the
- * `app` command of cdk.json, given the CLI's context (cdk.json's, plus path and asset metadata and
- * bundling of every stack) and output folder through `CDK_CONTEXT_JSON` and `CDK_OUTDIR`. The app is
+ * `app` command of cdk.json, given the CLI's context (cdk.json's and `deployContext`, as `-c key=value`
+ * gives it, plus path and asset metadata and bundling of every stack) and output folder through `CDK_CONTEXT_JSON` and `CDK_OUTDIR`. The app is
  * run with the project's Node and `--no-maglev` (README: a Node 24 exit can hang otherwise, and
  * NODE_OPTIONS refuses the flag), which changes nothing in what it writes. Resolves with its output
  * (esbuild's and cdk-nag's reports), rejects with it when the synth fails.
  */
-export async function synthesizeApp(outdir: string, timeoutMs = 120_000): Promise<string> {
+export async function synthesizeApp(outdir: string, deployContext: Record<string, unknown> = {}, timeoutMs = 120_000): Promise<string> {
   const cdkJson = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as { app: string; context?: Record<string, unknown> };
   const app = /^tsx\s+(\S+)$/.exec(cdkJson.app.trim());
   if (!app) throw new Error(`cdk.json's app is no longer "tsx <file>" (${cdkJson.app}): teach synthesizeApp to run it`);
   const context = {
     ...cdkJson.context,
+    ...deployContext,
     'aws:cdk:enable-path-metadata': true,
     'aws:cdk:enable-asset-metadata': true,
     'aws:cdk:bundling-stacks': ['**'],

@@ -150,7 +150,8 @@ before(async () => {
   const outdir = path.join(workDir, 'cdk.out');
   // The synth (a child process, mostly esbuild and cdk-nag) overlaps with the stand-ins' start.
   await allStarted([
-    synthesizeApp(outdir),
+    // With SDK-call tracing (off by default), so the bundles' lazily loaded tracer is exercised too.
+    synthesizeApp(outdir, { traceSdkCalls: true }),
     startDynamoDbLocal().then((started) => (dynamoDb = started)),
     startSqsAndS3().then((started) => (sqsAndS3 = started)),
     startFakeVitalApi({ apiKey: API_KEY }).then((started) => (fakeApi = started)),

@@ -85,6 +85,19 @@ describe('VitalWebhookPipelineStack', () => {
     assert.doesNotMatch(JSON.stringify(untraced.toJSON()), /xray:PutTraceSegments/);
   });
 
+  it('traces invocations by default, and the worker and backfill SDK calls only when asked, since the X-Ray SDK weighs on the cold start', () => {
+    /** `description: tracing mode, POWERTOOLS_TRACE_ENABLED` of each function the pipeline wrote. */
+    const tracingOf = (props: ConstructorParameters<typeof VitalWebhookPipelineStack>[2]) =>
+      Object.values(synthesize({ props }).template.findResources('AWS::Lambda::Function'))
+        .filter((fn) => fn.Properties.Environment?.Variables?.POWERTOOLS_SERVICE_NAME)
+        .map((fn) => `${String(fn.Properties.Description).split(' ')[0]}: ${fn.Properties.TracingConfig?.Mode}, ${fn.Properties.Environment.Variables.POWERTOOLS_TRACE_ENABLED}`)
+        .sort();
+    assert.deepEqual(tracingOf({}), ['Fetches: Active, false', 'Stores: Active, false', 'Verifies: Active, false']);
+    // The verifier has no SDK-call tracer: its bundle has a size budget.
+    assert.deepEqual(tracingOf({ traceSdkCalls: true }), ['Fetches: Active, true', 'Stores: Active, true', 'Verifies: Active, false']);
+    assert.deepEqual(tracingOf({ tracing: false, traceSdkCalls: true }), ['Fetches: undefined, false', 'Stores: undefined, false', 'Verifies: undefined, false']);
+  });
+
   it('consumes both queues with partial batch responses and capped concurrency', () => {
     const mappings = resources('AWS::Lambda::EventSourceMapping');
     assert.equal(mappings.length, 2);
