@@ -11,7 +11,7 @@ import { medianMeasurements } from './timing';
 /**
  * Bundle size and module init time of the verifier and the worker, each against a bundle holding only
  * the AWS SDK client it writes with. Bundled with esbuild as `lib/constructs/pipeline-function.ts` has
- * `NodejsFunction` do it (CJS, minified, tree-shaken, node24, linked source map, run with
+ * `NodejsFunction` do it (CJS, minified with names kept, tree-shaken, node24, linked source map, run with
  * `--enable-source-maps`), once with the AWS SDK left external as the stack does, once bundled.
  */
 
@@ -69,6 +69,7 @@ async function bundle(entry: string, outfile: string, external: readonly string[
     outfile,
     bundle: true,
     minify: true,
+    keepNames: true,
     treeShaking: true,
     platform: 'node',
     target: 'node24',

@@ -23,6 +23,7 @@ import { SqsBackfillQueue } from './adapters/backfill-requests';
 import { BackfillRunner, type BackfillRunnerDependencies } from './domain/backfill-run';
 import { requiredEnv } from './shared/environment';
 import { backfillTimeReserveMs, BUCKET, QUEUES, TABLES } from './shared/resources';
+import { NamedError } from './domain/named-error';
 import { logger, metrics, publishMetrics } from './shared/observability';
 import { traced, tracedClient } from './shared/tracing';
 
@@ -42,14 +43,10 @@ export interface BackfillHandlerDependencies extends BackfillRunnerDependencies 
  * A job gave up waiting for the API key: it is reported as a batch item failure, so SQS keeps the
  * message and, after its receives, the backfill DLQ holds it for a replay once the key is stored.
  */
-class ApiKeyNeverSetError extends Error {
-  override readonly name = 'ApiKeyNeverSetError';
-}
+class ApiKeyNeverSetError extends NamedError {}
 
 /** The last delivery of a historical job: the run was marked failed and the message is left for the DLQ. */
-class LastDeliveryError extends Error {
-  override readonly name = 'LastDeliveryError';
-}
+class LastDeliveryError extends NamedError {}
 
 /**
  * Builds the backfill function: one job message per record (the queue's batch size is 1), partial

@@ -6,6 +6,7 @@ import type { BackfillRequests, HistoricalNotice, WorkoutStreamNotice } from '..
 import type { BackfillJobMessage, BackfillQueue, BackfillStatus, BackfillStatusStore } from '../domain/backfill-job';
 import { DEFAULT_WINDOW_DAYS, InvalidBackfillRangeError, planBackfill } from '../domain/backfill-plan';
 import { rangeCoveringRemainder } from '../domain/backfill-supersede';
+import { NamedError } from '../domain/named-error';
 
 /** Reads and conditional writes of one notice's status that may lose to other notices before it gives up. */
 const MAX_QUEUE_ATTEMPTS = 5;
@@ -27,14 +28,10 @@ export class SqsBackfillQueue implements BackfillQueue {
 }
 
 /** Other notices for the same key kept replacing the status between a read and a write: the worker's SQS retry tries again. */
-export class BackfillStatusContentionError extends Error {
-  override readonly name = 'BackfillStatusContentionError';
-}
+export class BackfillStatusContentionError extends NamedError {}
 
 /** A notice for a resource the catalogue does not know: the worker classifies events, so this is a bug. */
-export class UnknownBackfillResourceError extends Error {
-  override readonly name = 'UnknownBackfillResourceError';
-}
+export class UnknownBackfillResourceError extends NamedError {}
 
 /** Told of notices that fail at once, for metrics and logs: the resource and the reason, never the notice. */
 export interface BackfillRequestListener {

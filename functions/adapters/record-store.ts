@@ -22,6 +22,7 @@ import {
   parseBucketSortKey,
   type StoredBucket,
 } from '../domain/timeseries-bucket';
+import { NamedError } from '../domain/named-error';
 
 /**
  * The record store on DynamoDB, in plain attributes anyone can read with the console, PartiQL or
@@ -59,13 +60,13 @@ interface PendingMerge {
 }
 
 /** Raised when a bucket stayed contended for the whole `contentionBudgetMs`; the message is retried. */
-export class BucketContentionError extends Error {}
+export class BucketContentionError extends NamedError {}
 
 /** Raised when a bucket's samples no longer fit one DynamoDB item: its resource needs narrower buckets. */
-export class BucketTooLargeError extends Error {}
+export class BucketTooLargeError extends NamedError {}
 
 /** Raised when a summary object is too large for one DynamoDB item. */
-export class SummaryTooLargeError extends Error {}
+export class SummaryTooLargeError extends NamedError {}
 
 export interface DynamoDbRecordStoreOptions {
   readonly summariesTable: string;

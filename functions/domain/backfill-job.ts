@@ -1,4 +1,5 @@
 import type { OrderKey } from './message-order';
+import { NamedError } from './named-error';
 
 /**
  * Backfill jobs: the messages on the backfill queue and the status record (with its checkpoint) of
@@ -37,9 +38,7 @@ export interface WorkoutStreamJobMessage {
 export type BackfillJobMessage = HistoricalJobMessage | WorkoutStreamJobMessage;
 
 /** A backfill-queue message body that is not a job message: a bug or a foreign sender, never retried. */
-export class InvalidJobMessageError extends Error {
-  override readonly name = 'InvalidJobMessageError';
-}
+export class InvalidJobMessageError extends NamedError {}
 
 const isText = (value: unknown): value is string => typeof value === 'string' && value.length > 0;
 

@@ -1,5 +1,6 @@
 import { instantKey, instantMs } from './record-identity';
 import type { ResourceDefinition } from './catalogue';
+import { NamedError } from './named-error';
 
 /**
  * Pure planning of a historical backfill: normalise the range Vital announced and cut it into
@@ -13,9 +14,7 @@ export const DEFAULT_WINDOW_DAYS = 30;
 const DAY_MS = 86_400_000;
 
 /** A range Vital announced that cannot be read as dates. */
-export class InvalidBackfillRangeError extends Error {
-  override readonly name = 'InvalidBackfillRangeError';
-}
+export class InvalidBackfillRangeError extends NamedError {}
 
 /** The query range of one request: datetimes, `YYYY-MM-DD` dates (end inclusive), or none at all. */
 export interface BackfillWindow {

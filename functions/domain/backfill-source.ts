@@ -1,6 +1,7 @@
 import type { ResourceDefinition } from './catalogue';
 import type { BackfillWindow } from './backfill-plan';
 import type { BackfillFailureClass } from './backfill-failure';
+import { NamedError } from './named-error';
 
 /**
  * What the backfill needs from the Vital Data Access API, and how that can fail. Each failure mode
@@ -10,25 +11,22 @@ import type { BackfillFailureClass } from './backfill-failure';
  */
 
 /** Base of every Data Access API failure. Messages carry status and reason, never a payload or the key. */
-export abstract class VitalApiError extends Error {
+export abstract class VitalApiError extends NamedError {
   abstract readonly failureClass: BackfillFailureClass;
 }
 
 /** 429 or 503 still returned after the in-process retries: Vital is shedding load, try later. */
 export class VitalApiRateLimitedError extends VitalApiError {
-  override readonly name = 'VitalApiRateLimitedError';
   readonly failureClass: BackfillFailureClass = 'transient';
 }
 
 /** Network failure, timeout, 408 or a 5xx other than 503: transient, left to SQS redelivery. */
 export class VitalApiUnavailableError extends VitalApiError {
-  override readonly name = 'VitalApiUnavailableError';
   readonly failureClass: BackfillFailureClass = 'transient';
 }
 
 /** A 4xx the API will answer again (unknown user, validation error, a refusal): asking again gives the same answer. */
 export class VitalApiClientError extends VitalApiError {
-  override readonly name: string = 'VitalApiClientError';
   readonly failureClass: BackfillFailureClass = 'permanent';
   constructor(
     message: string,
@@ -44,19 +42,16 @@ export class VitalApiClientError extends VitalApiError {
  * can fix it, so the job waits for the key instead of failing.
  */
 export class VitalApiKeyRejectedError extends VitalApiClientError {
-  override readonly name = 'VitalApiKeyRejectedError';
   override readonly failureClass: BackfillFailureClass = 'waiting_for_api_key';
 }
 
 /** The key's store holds no usable value yet (an empty secret): the job waits for the key. */
 export class VitalApiKeyNotSetError extends VitalApiError {
-  override readonly name = 'VitalApiKeyNotSetError';
   readonly failureClass: BackfillFailureClass = 'waiting_for_api_key';
 }
 
 /** A 2xx whose body is not JSON or not the documented shape: fail loudly rather than store garbage. */
 export class VitalApiMalformedResponseError extends VitalApiError {
-  override readonly name = 'VitalApiMalformedResponseError';
   readonly failureClass: BackfillFailureClass = 'permanent';
 }
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { classifyEventType, type ResourceDefinition } from './catalogue';
 import { seededRandom } from './seeded-random';
+import { NamedError } from './named-error';
 
 /**
  * Realistic, deterministic Vital webhook envelopes for every event type of the catalogue: the
@@ -34,7 +35,7 @@ export interface ExampleOptions {
 }
 
 /** Raised for an event type the example generator has no shape for. */
-export class UnknownExampleTypeError extends Error {}
+export class UnknownExampleTypeError extends NamedError {}
 
 /** A webhook body as Vital sends it. */
 export interface ExampleEnvelope {

@@ -1,9 +1,10 @@
+import { NamedError } from './named-error';
 /**
  * One error class per way an inbound webhook can be refused. Each carries the HTTP status the
  * verifier answers and a short machine-readable reason that is safe to return and to use as a
  * metric dimension: it never contains a payload, a secret or a computed signature.
  */
-export abstract class IngressError extends Error {
+export abstract class IngressError extends NamedError {
   abstract readonly statusCode: number;
   abstract readonly reason: string;
 }

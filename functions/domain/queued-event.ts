@@ -1,3 +1,4 @@
+import { NamedError } from './named-error';
 /**
  * The contract between the verifier and the worker: how a verified delivery travels through SQS.
  * The body is carried verbatim; the delivery facts travel as message attributes. A body too large
@@ -38,7 +39,7 @@ export interface QueuedEvent extends QueuedEventAttributes {
 }
 
 /** Raised when a queue message lacks what the verifier always writes: it cannot be processed. */
-export class MalformedQueueMessageError extends Error {}
+export class MalformedQueueMessageError extends NamedError {}
 
 /** The size SQS charges against its limit for these attributes (name, type and value of each). */
 export function attributeBytes(attributes: Readonly<Record<string, string>>): number {

@@ -1,6 +1,7 @@
 import { resourceNamed } from './catalogue';
 import type { OrderKey } from './message-order';
 import type { SampleSource } from './record-store';
+import { NamedError } from './named-error';
 
 /**
  * The identity and version of what the pipeline stores, derived from Vital objects alone (no
@@ -19,7 +20,7 @@ import type { SampleSource } from './record-store';
 export type InstantKey = string;
 
 /** Raised when a field that must hold a time holds something that is not an ISO 8601 date or time. */
-export class UnreadableTimeError extends Error {}
+export class UnreadableTimeError extends NamedError {}
 
 const isoPattern =
   /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$/i;
@@ -74,7 +75,7 @@ export function instantKeyOfMs(ms: number): InstantKey {
 }
 
 /** Raised when a `source` object names no provider, neither as `provider` nor as the older `slug`. */
-export class MissingProviderError extends Error {}
+export class MissingProviderError extends NamedError {}
 
 /** `source` as Vital sends it: `provider` and `type` now, only the deprecated `slug` in older shapes. */
 export interface VitalSource {
@@ -135,7 +136,7 @@ export interface SummaryRecordIdentity {
 }
 
 /** Raised when a summary-family object lacks the field that identifies it. */
-export class MissingRecordIdError extends Error {}
+export class MissingRecordIdError extends NamedError {}
 
 /** The identity, version and time of a summary-family object received in a message with order key `order`. */
 export function summaryRecordIdentity(

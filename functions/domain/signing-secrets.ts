@@ -1,3 +1,4 @@
+import { NamedError } from './named-error';
 /**
  * The webhook signing secrets in force. During a rotation Svix signs every message with both the old
  * and the new secret for 24 hours, so the verifier accepts either; `current` is tried first.
@@ -8,7 +9,7 @@ export interface SigningSecrets {
 }
 
 /** Raised when the stored secret value has neither of the documented shapes. */
-export class InvalidSigningSecretValueError extends Error {
+export class InvalidSigningSecretValueError extends NamedError {
   constructor() {
     super(
       'The signing secret must be a "whsec_..." string or JSON {"current": "whsec_...", "previous": ["whsec_..."]}',

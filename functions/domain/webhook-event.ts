@@ -2,6 +2,7 @@ import * as z from 'zod/mini';
 import { classifyEventType, type EventClass, type ResourceDefinition } from './catalogue';
 import { sampleInstant, sampleSourceOf, summaryRecordIdentity, UnreadableTimeError } from './record-identity';
 import type { SampleSource } from './record-store';
+import { NamedError } from './named-error';
 
 /**
  * What a webhook body asks the worker to do. The schemas check exactly what the worker relies on
@@ -14,7 +15,7 @@ import type { SampleSource } from './record-store';
 type JsonObject = Record<string, unknown>;
 
 /** Raised when a signed body does not have the shape its event type promises. Carries no payload. */
-export class MalformedEnvelopeError extends Error {
+export class MalformedEnvelopeError extends NamedError {
   /** Where the body is wrong, as JSON paths with zod issue codes (never values). */
   readonly issues: readonly string[];
   constructor(eventType: string, issues: readonly string[]) {

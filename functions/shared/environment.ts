@@ -1,5 +1,6 @@
+import { NamedError } from '../domain/named-error';
 /** Raised at cold start when the deployment left out a setting the handler cannot run without. */
-export class MissingConfigurationError extends Error {}
+export class MissingConfigurationError extends NamedError {}
 
 /** Reads a required environment variable. */
 export function requiredEnv(name: string): string {

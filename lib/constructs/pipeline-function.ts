@@ -77,6 +77,8 @@ export class PipelineFunction extends NodejsFunction {
       },
       bundling: {
         minify: true,
+        // Error class names stay readable in logs and failure notes (functions/domain/named-error.ts).
+        keepNames: true,
         sourceMap: true,
         target: 'node24',
         format: OutputFormat.CJS,
