@@ -9,6 +9,7 @@ import type { ClaimCheckStore } from './adapters/event-queue';
 import { loadedOnFirstUse } from './adapters/loaded-on-first-use';
 import { DynamoDbRecordStore } from './adapters/record-store';
 import type { BackfillRequests } from './domain/backfill-requests';
+import type { DeliveryFailure, DeliveryFailureLog } from './domain/delivery-failure';
 import { deliveryResult, processDelivery, type DeliveryOutcome, type KeptBodyStore, type ProcessingPorts } from './domain/event-processing';
 import { decodeQueuedEvent, MalformedQueueMessageError, type QueuedEvent } from './domain/queued-event';
 import { MalformedEnvelopeError } from './domain/webhook-event';
@@ -21,6 +22,8 @@ import { BUCKET, QUEUES, TABLES } from './shared/resources';
 export interface WorkerDependencies {
   readonly ports: ProcessingPorts;
   readonly claimChecks: ClaimCheckStore;
+  /** Where each failure is noted, for `vital-pipeline inspect dlq`. */
+  readonly failures: DeliveryFailureLog;
   /** When set, events of any other team are quarantined instead of stored. */
   readonly expectedTeamId?: string;
 }
@@ -69,6 +72,25 @@ function countOutcome(outcome: DeliveryOutcome): void {
  * (in the DLQ) for a replay once the schema or the sender is fixed, rather than dropped.
  */
 export function createWorkerHandler(deps: WorkerDependencies) {
+  /**
+   * Notes why `record` failed; the error itself still fails the record. A note that cannot be
+   * written is logged, never allowed to replace the error that SQS must see.
+   */
+  const noteFailure = async (record: SQSRecord, error: unknown, facts: Pick<DeliveryFailure, 'svixId' | 'eventType'>): Promise<void> => {
+    const failure: DeliveryFailure = {
+      ...facts,
+      messageId: record.messageId,
+      attempt: Number(record.attributes?.ApproximateReceiveCount ?? 1),
+      reason: `${(error as Error).name}: ${(error as Error).message}`,
+      failedAt: new Date().toISOString(),
+    };
+    try {
+      await deps.failures.record(failure);
+    } catch (noteError) {
+      logger.warn('Could not note the failure for inspect dlq', { messageId: record.messageId, error: (noteError as Error).name });
+    }
+  };
+
   const processRecord = async (record: SQSRecord): Promise<void> => {
     let queued: QueuedEvent;
     try {
@@ -78,6 +100,7 @@ export function createWorkerHandler(deps: WorkerDependencies) {
         metrics.addMetric('MalformedQueueMessages', MetricUnit.Count, 1);
         logger.error('Queue message is not a queued event; left for the DLQ', { messageId: record.messageId, reason: error.message });
       }
+      await noteFailure(record, error, {});
       throw error;
     }
     const { svixId, svixTimestamp, eventType, receivedAt } = queued;
@@ -105,6 +128,7 @@ export function createWorkerHandler(deps: WorkerDependencies) {
         metrics.addMetric('ProcessingFailures', MetricUnit.Count, 1);
         logger.error('Delivery processing failed; SQS will retry it', { ...keys, error: (error as Error).name, reason: (error as Error).message });
       }
+      await noteFailure(record, error, keys);
       throw error;
     }
   };
@@ -164,6 +188,10 @@ export function workerFromEnvironment(): WorkerDependencies {
     claimChecks: loadedOnFirstUse<ClaimCheckStore>(async () => {
       const { S3ClaimCheckStore } = await import('./adapters/claim-check-store');
       return new S3ClaimCheckStore(await tracedS3(), bucket);
+    }),
+    failures: loadedOnFirstUse<DeliveryFailureLog>(async () => {
+      const { S3DeliveryFailureStore } = await import('./adapters/delivery-failure-store');
+      return new S3DeliveryFailureStore(await tracedS3(), bucket, BUCKET.prefixes.deliveryFailures);
     }),
     expectedTeamId: process.env.EXPECTED_TEAM_ID || undefined,
   };

@@ -175,6 +175,8 @@ export class VitalWebhookPipelineStack extends Stack {
         { prefix: BUCKET.prefixes.unrecognised, expiration: rawBodyRetention, noncurrentVersionExpiration: Duration.days(1) },
         { prefix: BUCKET.prefixes.workoutStreams, noncurrentVersionExpiration: Duration.days(7) },
         { prefix: BUCKET.prefixes.heldBack, expiration: rawBodyRetention, noncurrentVersionExpiration: Duration.days(1) },
+        // A failure note explains a dead letter: it lives as long as the dead letter can.
+        { prefix: BUCKET.prefixes.deliveryFailures, expiration: Duration.seconds(QUEUES.events.messageRetentionSeconds), noncurrentVersionExpiration: Duration.days(1) },
       ],
       removalPolicy,
       autoDeleteObjects: destroyed,
@@ -226,6 +228,7 @@ export class VitalWebhookPipelineStack extends Stack {
     grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.claimChecks, ['s3:GetObject']);
     grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.quarantine, ['s3:PutObject']);
     grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.unrecognised, ['s3:PutObject']);
+    grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.deliveryFailures, ['s3:PutObject']);
     backfill.queue.grantSendMessages(worker);
     worker.addEventSource(sqsEventSource(events.queue, QUEUES.events));
 

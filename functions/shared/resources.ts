@@ -165,5 +165,6 @@ export const BUCKET = {
     unrecognised: 'unrecognised/',
     workoutStreams: 'workout-streams/',
     heldBack: 'held-back/',
+    deliveryFailures: 'failures/',
   },
 } as const;

@@ -137,6 +137,10 @@ describe('VitalWebhookPipelineStack', () => {
         LifecycleConfiguration: { Rules: Match.arrayWith([Match.objectLike({ Prefix: prefix, ExpirationInDays: 30, NoncurrentVersionExpiration: { NoncurrentDays: 1 } })]) },
       });
     }
+    // A failure note explains a dead letter, so it lives exactly as long as one (14 days).
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: { Rules: Match.arrayWith([Match.objectLike({ Prefix: 'failures/', ExpirationInDays: QUEUES.events.messageRetentionSeconds / 86_400 })]) },
+    });
     template.hasResourceProperties('AWS::S3::BucketPolicy', {
       PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
     });
@@ -170,7 +174,7 @@ describe('VitalWebhookPipelineStack', () => {
         .filter((statement) => [statement.Action].flat().some((action) => action.startsWith(actionPrefix)))
         .map((statement) => JSON.stringify(statement.Resource));
     const expectations: [string, { tables: string[]; prefixes: string[]; sendTo: string[]; secrets: string[] }][] = [
-      ['Stores', { tables: ['Summaries', 'Timeseries', 'Connections', 'Backfills'], prefixes: ['raw-bodies/', 'quarantine/', 'unrecognised/'], sendTo: ['BackfillQueue'], secrets: [] }],
+      ['Stores', { tables: ['Summaries', 'Timeseries', 'Connections', 'Backfills'], prefixes: ['raw-bodies/', 'quarantine/', 'unrecognised/', 'failures/'], sendTo: ['BackfillQueue'], secrets: [] }],
       ['Fetches', { tables: ['Summaries', 'Timeseries', 'Backfills'], prefixes: ['workout-streams/', 'held-back/'], sendTo: ['BackfillQueue'], secrets: ['VitalApiKey'] }],
     ];
     for (const [description, expected] of expectations) {

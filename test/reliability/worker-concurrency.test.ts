@@ -1,3 +1,4 @@
+import type { DeliveryFailure, DeliveryFailureLog } from '../../functions/domain/delivery-failure';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Context, SQSRecord } from 'aws-lambda';
@@ -23,6 +24,14 @@ const unusedPorts = new Proxy({} as ProcessingPorts, {
     throw new Error('no port is needed for these events');
   },
 });
+
+/** Failure notes held in memory (the S3 store is tested in test/worker). */
+class NotedFailures implements DeliveryFailureLog {
+  readonly noted: DeliveryFailure[] = [];
+  async record(failure: DeliveryFailure): Promise<void> {
+    this.noted.push(failure);
+  }
+}
 
 /** Claim-checked bodies held in memory, answered after a delay (a slow S3 read). */
 class SlowClaimChecks implements ClaimCheckStore {
@@ -63,7 +72,7 @@ const envelope = (eventType: string, data: unknown) => JSON.stringify({ event_ty
 describe('worker handler under concurrent invocations (as the local event source mapping runs it)', () => {
   it('reports a failed record of one invocation even when another invocation starts meanwhile', async () => {
     const claimChecks = new SlowClaimChecks();
-    const handler = createWorkerHandler({ ports: unusedPorts, claimChecks });
+    const handler = createWorkerHandler({ ports: unusedPorts, claimChecks, failures: new NotedFailures() });
     const context = { getRemainingTimeInMillis: () => 30_000 } as Context;
 
     // Invocation A: a poison body (a sleep summary without id) that fails at once, and a slow record.
@@ -81,10 +90,16 @@ describe('worker handler under concurrent invocations (as the local event source
 
   it('alone, the same batch reports the poison record as failed', async () => {
     const claimChecks = new SlowClaimChecks();
-    const handler = createWorkerHandler({ ports: unusedPorts, claimChecks });
+    const failures = new NotedFailures();
+    const handler = createWorkerHandler({ ports: unusedPorts, claimChecks, failures });
     const poison = record('a-poison', envelope('daily.data.sleep.created', { source: { provider: 'oura' } }));
     const slow = record('a-slow', envelope('labtest.order.updated', {}), await claimChecks.put('slow', envelope('labtest.order.updated', {})));
     const response = await handler({ Records: [poison, slow] }, { getRemainingTimeInMillis: () => 30_000 } as Context);
     assert.deepEqual(response.batchItemFailures, [{ itemIdentifier: 'a-poison' }]);
+    assert.deepEqual(
+      failures.noted.map(({ messageId, attempt, reason }) => ({ messageId, attempt, reason: reason.split(':')[0] })),
+      [{ messageId: 'a-poison', attempt: 1, reason: 'MalformedEnvelopeError' }],
+      'the failure is noted for inspect dlq, with its attempt and the error',
+    );
   });
 });

@@ -8,6 +8,7 @@ import { DynamoDbRecordStore } from '../../functions/adapters/record-store';
 import { DynamoDbConnectionStore } from '../../functions/adapters/connection-store';
 import { S3ClaimCheckStore } from '../../functions/adapters/claim-check-store';
 import { S3KeptBodyStore } from '../../functions/adapters/kept-body-store';
+import { S3DeliveryFailureStore } from '../../functions/adapters/delivery-failure-store';
 import { QueuedBackfillRequests, SqsBackfillQueue } from '../../functions/adapters/backfill-requests';
 import { DynamoDbBackfillStatusStore } from '../../functions/adapters/backfill-status-store';
 import { newMessageId } from '../../functions/domain/message-order';
@@ -94,6 +95,7 @@ export async function startWorkerHarness(): Promise<WorkerHarness> {
     dependencies: (overrides = {}) => ({
       ports: workerPorts,
       claimChecks: new S3ClaimCheckStore(asWorker.s3, bucket),
+      failures: new S3DeliveryFailureStore(asWorker.s3, bucket, BUCKET.prefixes.deliveryFailures),
       ...overrides,
     }),
     stop: async () => {

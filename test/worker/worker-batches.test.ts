@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { createWorkerHandler } from '../../functions/worker';
 import { exampleEvent } from '../../functions/domain/example-events';
-import { TABLES } from '../../functions/shared/resources';
+import { BUCKET, TABLES } from '../../functions/shared/resources';
+import { S3DeliveryFailureStore } from '../../functions/adapters/delivery-failure-store';
 import { delivery, lambdaContext, sqsRecord, startWorkerHarness, type WorkerHarness } from './harness';
 
 describe('worker batches', () => {
@@ -65,5 +66,22 @@ describe('worker batches', () => {
     const retried = await createWorkerHandler(harness.dependencies())({ Records: [{ ...sqsRecord(event, identity), messageId: 'first' }] }, lambdaContext());
     assert.deepEqual(retried.batchItemFailures, []);
     assert.equal((await summariesOf('user-failed-first#sleep')).length, 1, 'its retry stores the record');
+  });
+
+  it('notes why each attempt failed, under the worker\'s own grant, for inspect dlq: the latest attempt and error, no payload value', async () => {
+    const notes = new S3DeliveryFailureStore(harness.s3, harness.bucket, BUCKET.prefixes.deliveryFailures);
+    const handler = createWorkerHandler(harness.dependencies());
+    const identity = delivery('2024-05-14T16:00:00Z');
+    const body = JSON.stringify({ event_type: 'daily.data.sleep.created', data: { source: { provider: 'oura' }, score: 'secret-value-81' }, user_id: 'u', client_user_id: 'c', team_id: 't' });
+    for (const attempt of [1, 2]) {
+      const response = await handler({ Records: [{ ...sqsRecord(body, identity, { receiveCount: attempt }), messageId: 'poison-noted' }] }, lambdaContext());
+      assert.deepEqual(response.batchItemFailures, [{ itemIdentifier: 'poison-noted' }]);
+    }
+    const note = await notes.latest({ svixId: identity.svixId, messageId: 'poison-noted' });
+    assert.equal(note?.attempt, 2);
+    assert.equal(note?.eventType, 'daily.data.sleep.created');
+    assert.match(note?.reason ?? '', /^MalformedEnvelopeError: /);
+    assert.doesNotMatch(JSON.stringify(note), /secret-value-81/);
+    assert.equal(await notes.latest({ svixId: delivery('2024-05-14T16:01:00Z').svixId, messageId: 'never-failed' }), undefined);
   });
 });
