@@ -122,6 +122,11 @@ export interface BackfillRow {
   readonly start_date: string;
   readonly end_date: string;
   readonly records: number;
+  /**
+   * Only when the run fetches more than one range (`start_date`/`end_date` are then their hull, and
+   * the gaps between them are not fetched): the ranges, in the order the run fetches them.
+   */
+  readonly ranges?: readonly { readonly start_date: string; readonly end_date: string }[];
   /** Records the API sent that break the schema, kept under `held-back/` instead of stored. */
   readonly held_back: number;
   /** Only when `failed`: why (the error, never a payload) and when. `vital-pipeline backfill retry` resumes it. */
@@ -192,6 +197,9 @@ export async function readBackfills(
       start_date: status.startDate,
       end_date: status.endDate,
       records: status.recordsStored ?? 0,
+      ...(status.ranges && status.ranges.length > 1
+        ? { ranges: status.ranges.map((range) => ({ start_date: range.startDate, end_date: range.endDate })) }
+        : {}),
       held_back: status.heldBack ?? 0,
       ...(status.state === 'failed'
         ? { failure_reason: status.lastError ?? 'no reason recorded', ...(status.finishedAt ? { failed_at: status.finishedAt } : {}) }

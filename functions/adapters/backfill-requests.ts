@@ -4,8 +4,8 @@ import { logger, metrics } from '../shared/observability';
 import { listingResourceOf, resourceNamed } from '../domain/catalogue';
 import type { BackfillRequests, HistoricalNotice, WorkoutStreamNotice } from '../domain/backfill-requests';
 import type { BackfillJobMessage, BackfillQueue, BackfillStatus, BackfillStatusStore } from '../domain/backfill-job';
-import { DEFAULT_WINDOW_DAYS, InvalidBackfillRangeError, planBackfill } from '../domain/backfill-plan';
-import { rangeCoveringRemainder } from '../domain/backfill-supersede';
+import { DEFAULT_WINDOW_DAYS } from '../domain/backfill-plan';
+import { decideNotice } from '../domain/backfill-supersede';
 import { NamedError } from '../domain/named-error';
 
 /** Reads and conditional writes of one notice's status that may lose to other notices before it gives up. */
@@ -35,8 +35,13 @@ export class UnknownBackfillResourceError extends NamedError {}
 
 /** Told of notices that fail at once, for metrics and logs: the resource and the reason, never the notice. */
 export interface BackfillRequestListener {
-  /** A notice's range cannot be read: its run is recorded failed and no job is sent. */
-  invalidRange(resource: string, reason: string): void;
+  /**
+   * A notice's range cannot be read: it is recorded failed and no job is sent; `runKept` when a run
+   * was stored for its key (then left as it was, the notice recorded on an item of its own).
+   */
+  invalidRange(resource: string, reason: string, runKept?: boolean): void;
+  /** A late, older notice's range reached outside the newer run's: the run also fetches those parts; `reopened` when it had finished. */
+  rangesAdded?(resource: string, added: number, reopened: boolean): void;
 }
 
 /**
@@ -44,9 +49,17 @@ export interface BackfillRequestListener {
  * `BackfillsFailed`) and logs an ERROR line, as a run that fails in the backfill function does.
  */
 export const OBSERVED_REQUESTS: BackfillRequestListener = {
-  invalidRange: (resource, reason) => {
+  invalidRange: (resource, reason, runKept = false) => {
     metrics.addMetric('BackfillFailures', MetricUnit.Count, 1);
-    logger.error('Backfill failed: the announced range cannot be read; no job sent', { resource, reason });
+    logger.error(
+      runKept
+        ? 'Backfill failed: the announced range cannot be read; no job sent, the stored run left as it was'
+        : 'Backfill failed: the announced range cannot be read; no job sent',
+      { resource, reason },
+    );
+  },
+  rangesAdded: (resource, added, reopened) => {
+    logger.info('Late historical notice: the parts of its range outside the newer run are added to that run', { resource, added, reopened });
   },
 };
 
@@ -65,9 +78,11 @@ export interface QueuedBackfillRequestsOptions {
  * stream message. The status is written before the message is sent, so the backfill function always
  * finds the run it is asked to work on. A redelivered notice for a run still queued sends the message
  * again (the first send may be the one that failed; a duplicate message is harmless); for a run that
- * has started it sends nothing. A run that replaces an unfinished older one takes over what that run
- * had left (`rangeCoveringRemainder`): the status is read, merged, and written only if it is still
- * the run read, so the union of the announced ranges is fetched however notices race.
+ * has started it sends nothing. What a notice does to the run stored for its key is `decideNotice`'s
+ * rule (functions/domain/backfill-supersede.ts): a newer notice's run takes over what the older run
+ * had left, a late, older notice adds to the newer run the parts of its range outside it, and a
+ * notice whose range cannot be read never touches a run. The status is read, decided on, and written
+ * only if it is still the run read, so the union of the announced ranges is fetched however notices race.
  */
 export class QueuedBackfillRequests implements BackfillRequests {
   private readonly windowDays: number;
@@ -100,35 +115,52 @@ export class QueuedBackfillRequests implements BackfillRequests {
     };
     // A historical workout_stream notice backfills the streams of the workouts in its range.
     const listing = listingResourceOf(resource);
+    const listener = this.options.listener ?? OBSERVED_REQUESTS;
+    const send = () => this.options.queue.send({ type: 'historical', userId: run.userId, provider: run.provider, resource: run.resource, runId: run.runId });
+    const sendStored = (stored: BackfillStatus) =>
+      this.options.queue.send({ type: 'historical', userId: stored.userId, provider: stored.provider, resource: stored.resource, runId: stored.runId });
     for (let attempt = 1; ; attempt += 1) {
+      if (attempt > MAX_QUEUE_ATTEMPTS) throw new BackfillStatusContentionError(`backfill status of ${notice.resource} changed under ${MAX_QUEUE_ATTEMPTS} attempts in a row`);
       const stored = await this.options.statuses.get(run);
-      // A run this notice replaces hands over what it had left (functions/domain/backfill-supersede.ts).
-      const older = stored && stored.runId !== run.runId && (stored.runOrder ?? '') < run.runOrder ? stored : undefined;
-      let status: BackfillStatus;
-      let unreadableRange: string | undefined;
-      try {
-        const range = rangeCoveringRemainder(listing, notice, older);
-        const plan = planBackfill(listing, range.startDate, range.endDate, this.windowDays);
-        status = { ...run, state: 'queued', startDate: plan.startDate, endDate: plan.endDate, windowsTotal: plan.windows.length };
-      } catch (error) {
-        if (!(error instanceof InvalidBackfillRangeError)) throw error;
-        // An unreadable range can never succeed: record the run as failed with the reason, send nothing.
-        unreadableRange = error.message;
-        status = { ...run, state: 'failed', startDate: notice.startDate, endDate: notice.endDate, windowsTotal: 0, lastError: error.message, finishedAt: at };
+      const decision = decideNotice(listing, notice, stored, this.windowDays);
+      switch (decision.kind) {
+        case 'duplicate':
+          // A redelivery: the run's message may be the one whose send failed, while it is still queued.
+          if (stored?.state === 'queued' && stored.windowsTotal > 0) await send();
+          return;
+        case 'covered':
+          return;
+        case 'unreadable': {
+          // An unreadable range can never succeed: recorded as failed with the reason, nothing sent.
+          const failed: BackfillStatus = { ...run, state: 'failed', startDate: notice.startDate, endDate: notice.endDate, windowsTotal: 0, lastError: decision.reason, finishedAt: at };
+          if (decision.ownItem) {
+            const kept = `${decision.reason}: notice ${run.runId} ignored, run ${stored!.runId} of this backfill left as it was`;
+            if (await this.options.statuses.recordRejected({ ...failed, lastError: kept })) listener.invalidRange(notice.resource, decision.reason, true);
+            return;
+          }
+          const outcome = await this.options.statuses.queue(failed, null);
+          if (outcome === 'changed') continue;
+          if (outcome === 'queued') listener.invalidRange(notice.resource, decision.reason);
+          return;
+        }
+        case 'new_run': {
+          // The failed record of an unreadable notice in the run's place stays listed, on an item of its own.
+          if (decision.keepRejected) await this.options.statuses.recordRejected({ ...stored!, lastError: `${stored!.lastError ?? 'the announced range cannot be read'}: notice ${stored!.runId} ignored, run ${run.runId} of this backfill took its place` });
+          const status: BackfillStatus = { ...run, state: 'queued', ...decision.plan };
+          const outcome = await this.options.statuses.queue(status, stored ?? null);
+          // Another notice for the same key was registered between the read and the write: read it and decide again.
+          if (outcome === 'changed') continue;
+          if (outcome !== 'already_started') await send();
+          return;
+        }
+        case 'extend': {
+          if (!(await this.options.statuses.extend(run, stored!, decision.plan, decision.reopen, this.now()))) continue;
+          listener.rangesAdded?.(notice.resource, decision.plan.ranges.length - (stored!.ranges?.length || 1), decision.reopen);
+          // An unfinished run's job goes on into the windows added; a finished one needs its job again.
+          if (decision.reopen) await sendStored(stored!);
+          return;
+        }
       }
-      const outcome = await this.options.statuses.queue(status, stored?.runId ?? null);
-      if (outcome === 'changed') {
-        // Another notice for the same key was registered between the read and the write: read it and merge again.
-        if (attempt >= MAX_QUEUE_ATTEMPTS) throw new BackfillStatusContentionError(`backfill status of ${notice.resource} changed under ${attempt} attempts in a row`);
-        continue;
-      }
-      if (unreadableRange !== undefined) {
-        if (outcome === 'queued') (this.options.listener ?? OBSERVED_REQUESTS).invalidRange(notice.resource, unreadableRange);
-        return;
-      }
-      if (outcome === 'already_started' || outcome === 'superseded') return;
-      await this.options.queue.send({ type: 'historical', userId: status.userId, provider: status.provider, resource: status.resource, runId: status.runId });
-      return;
     }
   }
 

@@ -6,7 +6,9 @@ import type {
   BackfillStatus,
   BackfillStatusStore,
   CheckpointAdvance,
+  ExtendedRanges,
   QueueOutcome,
+  ReadRun,
 } from '../domain/backfill-job';
 
 /**
@@ -18,6 +20,13 @@ import type {
 
 /** The sort key of a job's status item. */
 export const statusSortKey = (key: BackfillJobKey): string => `backfill#${key.provider}#${key.resource}`;
+
+/**
+ * The sort key of a notice recorded on its own because its range cannot be read while a run is
+ * stored for its key: next to that run's status item, under the same `backfill#` prefix, so
+ * `inspect backfills` lists it as a failed run with its reason.
+ */
+export const rejectedNoticeSortKey = (key: BackfillJobKey, runId: string): string => `${statusSortKey(key)}#notice#${runId}`;
 
 /** Runs a conditional write; false when its condition did not hold. */
 async function conditionally(write: Promise<unknown>): Promise<boolean> {
@@ -40,26 +49,69 @@ export class DynamoDbBackfillStatusStore implements BackfillStatusStore {
     return { userId: key.userId, sk: statusSortKey(key) };
   }
 
-  async queue(status: BackfillStatus, replacing: string | null): Promise<QueueOutcome> {
+  async queue(status: BackfillStatus, replacing: ReadRun | null): Promise<QueueOutcome> {
     const written = await conditionally(
       this.documents.send(
         new PutCommand({
           TableName: this.tableName,
           Item: { ...status, sk: statusSortKey(status) },
-          // A different run replaces the one read (`replacing`) only when its notice is newer (or the
-          // stored run predates run orders); with nothing read, only an absent item is written.
+          // Whether the run may replace the one read is decideNotice's rule; the write only holds
+          // while the stored run is still the one read (same id, no ranges added since). With
+          // nothing read, only an absent item is written.
           ConditionExpression:
-            replacing === null
-              ? 'attribute_not_exists(userId)'
-              : 'runId = :replacing AND runId <> :runId AND (attribute_not_exists(runOrder) OR runOrder < :runOrder)',
-          ...(replacing === null ? {} : { ExpressionAttributeValues: { ':replacing': replacing, ':runId': status.runId, ':runOrder': status.runOrder ?? '' } }),
+            replacing === null ? 'attribute_not_exists(userId)' : 'runId = :replacing AND runId <> :runId AND windowsTotal = :replacingTotal',
+          ...(replacing === null
+            ? {}
+            : { ExpressionAttributeValues: { ':replacing': replacing.runId, ':runId': status.runId, ':replacingTotal': replacing.windowsTotal } }),
         }),
       ),
     );
     if (written) return 'queued';
     const existing = await this.get(status);
     if (existing?.runId === status.runId) return existing.state === 'queued' ? 'already_queued' : 'already_started';
-    return (existing?.runId ?? null) === replacing ? 'superseded' : 'changed';
+    return 'changed';
+  }
+
+  extend(key: BackfillJobKey, run: ReadRun, ranges: ExtendedRanges, reopen: boolean, at: Date): Promise<boolean> {
+    return conditionally(
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.keyOf(key),
+          // The checkpoint, counters and step sequence stay: the windows added come after the run's own.
+          // An unfinished run keeps its updatedAt too, so a retry whose message may not have gone out
+          // still tells itself apart (isUnsentRetry, functions/domain/backfill-retry.ts).
+          UpdateExpression:
+            'SET startDate = :startDate, endDate = :endDate, ranges = :ranges, windowsTotal = :windowsTotal' +
+            (reopen ? ', updatedAt = :at, #state = :queued REMOVE finishedAt, lastError' : ''),
+          ConditionExpression: `runId = :runId AND windowsTotal = :readTotal AND #state IN (${reopen ? ':completed, :failed' : ':queued, :running, :waiting'})`,
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':startDate': ranges.startDate,
+            ':endDate': ranges.endDate,
+            ':ranges': ranges.ranges,
+            ':windowsTotal': ranges.windowsTotal,
+            ...(reopen ? { ':at': at.toISOString() } : {}),
+            ':runId': run.runId,
+            ':readTotal': run.windowsTotal,
+            ':queued': 'queued',
+            ...(reopen ? { ':completed': 'completed', ':failed': 'failed' } : { ':running': 'running', ':waiting': 'waiting_for_api_key' }),
+          },
+        }),
+      ),
+    );
+  }
+
+  recordRejected(status: BackfillStatus): Promise<boolean> {
+    return conditionally(
+      this.documents.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...status, sk: rejectedNoticeSortKey(status, status.runId) },
+          ConditionExpression: 'attribute_not_exists(userId)',
+        }),
+      ),
+    );
   }
 
   async get(key: BackfillJobKey): Promise<BackfillStatus | undefined> {
@@ -89,6 +141,8 @@ export class DynamoDbBackfillStatusStore implements BackfillStatusStore {
 
   advance(key: BackfillJobKey, runId: string, expectedSeq: number, advance: CheckpointAdvance, at: Date): Promise<boolean> {
     const finished = advance.completed ? ', finishedAt = :at' : '';
+    // A run completes only with the windows the runner read: none added since (`extend`).
+    const planned = advance.completed ? ' AND windowsTotal = :windowsTotal' : '';
     return conditionally(
       this.documents.send(
         new UpdateCommand({
@@ -100,7 +154,7 @@ export class DynamoDbBackfillStatusStore implements BackfillStatusStore {
             `updatedAt = :at, startedAt = if_not_exists(startedAt, :at)${finished} ` +
             'REMOVE waitingSince, waitingReason, nextAttemptAt ' +
             'ADD stepSeq :one, pagesDone :pages, recordsStored :records, heldBack :heldBack',
-          ConditionExpression: 'runId = :runId AND stepSeq = :seq AND #state IN (:queued, :running, :waiting)',
+          ConditionExpression: `runId = :runId AND stepSeq = :seq AND #state IN (:queued, :running, :waiting)${planned}`,
           ExpressionAttributeNames: { '#state': 'state', '#cursor': 'cursor' },
           ExpressionAttributeValues: {
             ':state': advance.completed ? 'completed' : 'running',
@@ -117,6 +171,7 @@ export class DynamoDbBackfillStatusStore implements BackfillStatusStore {
             ':queued': 'queued',
             ':running': 'running',
             ':waiting': 'waiting_for_api_key',
+            ...(advance.completed ? { ':windowsTotal': advance.windowsTotal } : {}),
           },
         }),
       ),

@@ -1,4 +1,5 @@
 import type { OrderKey } from './message-order';
+import type { BackfillRange } from './backfill-plan';
 import { NamedError } from './named-error';
 
 /**
@@ -85,9 +86,15 @@ export interface BackfillStatus extends BackfillJobKey, BackfillCheckpoint {
    */
   readonly runOrder?: OrderKey;
   readonly state: BackfillState;
-  /** The normalised range (dates for date-only resources). */
+  /** The normalised range (dates for date-only resources); the hull of `ranges` when the run has several. */
   readonly startDate: string;
   readonly endDate: string;
+  /**
+   * Present when the run fetches more than one range, in the order it fetches them (`planRun`): a
+   * newer notice took over an older run's remainder disjoint from its own range, or a late, older
+   * notice announced a range outside the run's (`decideNotice`, functions/domain/backfill-supersede.ts).
+   */
+  readonly ranges?: readonly BackfillRange[];
   readonly windowDays: number;
   readonly windowsTotal: number;
   readonly windowsDone: number;
@@ -131,6 +138,11 @@ export interface CheckpointAdvance {
   readonly heldBackAdded: number;
   /** True when this page was the last of the last window. */
   readonly completed: boolean;
+  /**
+   * The run's `windowsTotal` as the runner read it. A completing advance holds only while the run
+   * still has that many: a late notice may have added ranges (`extend`) since the runner read it.
+   */
+  readonly windowsTotal: number;
 }
 
 /** What the backfill records when a run starts or goes on waiting for the API key. */
@@ -144,18 +156,45 @@ export interface ApiKeyWait {
  * The outcome of registering a run: whether a message must be sent for it, or (`changed`) whether
  * the stored run is no longer the one read before, so the caller must read it again.
  */
-export type QueueOutcome = 'queued' | 'already_queued' | 'already_started' | 'superseded' | 'changed';
+export type QueueOutcome = 'queued' | 'already_queued' | 'already_started' | 'changed';
+
+/** The stored run a write was decided on: its id and its number of windows (which only `extend` changes). */
+export interface ReadRun {
+  readonly runId: string;
+  readonly windowsTotal: number;
+}
+
+/** The ranges `extend` gives a run: its own, then those added (`planRun`), with their hull and windows. */
+export interface ExtendedRanges {
+  readonly startDate: string;
+  readonly endDate: string;
+  readonly ranges: readonly BackfillRange[];
+  readonly windowsTotal: number;
+}
 
 /** Persistence of job status and checkpoints (the backfills table in AWS). */
 export interface BackfillStatusStore {
   /**
-   * Registers a run as `queued` at window 0 where the stored run is still `replacing` (the run id
-   * read before; null when none was stored), replacing it only when it comes from an older notice;
-   * says `superseded` (and changes nothing) when the stored run comes from a newer notice, and
-   * `changed` when the stored run is no longer `replacing`. A second call for the same run id
-   * changes nothing and says whether the run has started.
+   * Registers a run where the stored run is still `replacing` (the run read before, same id and
+   * windows; null when none was stored): whether it may replace that run is `decideNotice`'s to say,
+   * before. Says `changed` (and changes nothing) when the stored run is no longer the one read. A
+   * second call for the same run id changes nothing and says whether the run has started.
    */
-  queue(status: BackfillStatus, replacing: string | null): Promise<QueueOutcome>;
+  queue(status: BackfillStatus, replacing: ReadRun | null): Promise<QueueOutcome>;
+  /**
+   * Adds ranges after a run's own, where the stored run is still `run` (same id and windows): its
+   * windows and checkpoint stay. An unfinished run (`reopen` false: queued, running or waiting)
+   * keeps its state, its job goes on into the new windows; a finished one (`reopen` true: completed
+   * or failed) is put back to `queued` at its checkpoint, the first added window for a completed
+   * run, and the caller sends its job message. False when the stored run is no longer `run` in that
+   * state: read it again.
+   */
+  extend(key: BackfillJobKey, run: ReadRun, ranges: ExtendedRanges, reopen: boolean, at: Date): Promise<boolean>;
+  /**
+   * Records a notice whose range cannot be read on an item of its own (`failed`, with the reason),
+   * next to the run it leaves alone; false when it was recorded already (a redelivery).
+   */
+  recordRejected(status: BackfillStatus): Promise<boolean>;
   get(key: BackfillJobKey): Promise<BackfillStatus | undefined>;
   /** Moves a queued run to `running` (no-op when it already runs or was superseded). */
   start(key: BackfillJobKey, runId: string, at: Date): Promise<void>;

@@ -22,6 +22,21 @@ export interface BackfillWindow {
   readonly endDate?: string;
 }
 
+/** One range a run fetches: normalised, earliest first (dates for date-only resources). */
+export interface BackfillRange {
+  readonly startDate: string;
+  readonly endDate: string;
+}
+
+/**
+ * What a run fetches, as its status records it: `startDate`/`endDate`, or, when it fetches more than
+ * one range, `ranges` in the order they are fetched (`startDate`/`endDate` are then their hull).
+ */
+export interface RunRanges extends BackfillRange {
+  readonly ranges?: readonly BackfillRange[];
+  readonly windowDays: number;
+}
+
 /** A normalised range and its windows. */
 export interface BackfillPlan {
   /** The announced range, earliest first, as ISO strings (dates for date-only resources). */
@@ -91,4 +106,20 @@ export function planBackfill(
       return { startDate: new Date(startMs).toISOString(), endDate: new Date(endMs).toISOString(), windows };
     }
   }
+}
+
+/** The ranges a run fetches, in order: `ranges` when it has several, else its one range. */
+export function rangesOfRun(run: RunRanges): readonly BackfillRange[] {
+  return run.ranges && run.ranges.length > 0 ? run.ranges : [{ startDate: run.startDate, endDate: run.endDate }];
+}
+
+/**
+ * The windows of a run: those of each of its ranges, one range after the other. Every path that
+ * works on a run's windows (the runner, a retry, a notice taking over or adding to a run) plans it
+ * here, so a checkpoint's window index means the same window to all of them. Ranges added to a run
+ * come after the ones it has (`functions/domain/backfill-supersede.ts`): its windows and its
+ * checkpoint stay where they were.
+ */
+export function planRun(resource: Pick<ResourceDefinition, 'dateParameters'>, run: RunRanges): readonly BackfillWindow[] {
+  return rangesOfRun(run).flatMap((range) => planBackfill(resource, range.startDate, range.endDate, run.windowDays).windows);
 }

@@ -1,5 +1,5 @@
 import { listingResourceOf, resourceNamed } from './catalogue';
-import { InvalidBackfillRangeError, planBackfill } from './backfill-plan';
+import { InvalidBackfillRangeError, planRun } from './backfill-plan';
 import type { BackfillStatus } from './backfill-job';
 
 /**
@@ -34,7 +34,7 @@ export function retryDecision(status: BackfillStatus): RetryDecision {
   if (!resource) return { retry: false, reason: `no catalogue entry for resource ${status.resource}` };
   try {
     // A workout_stream backfill lists workouts: its plan is theirs.
-    planBackfill(listingResourceOf(resource), status.startDate, status.endDate, status.windowDays);
+    planRun(listingResourceOf(resource), status);
   } catch (error) {
     if (!(error instanceof InvalidBackfillRangeError)) throw error;
     return { retry: false, reason: `its announced range cannot be read (${error.message}): a retry would fail the same way; a new historical notice replaces it` };

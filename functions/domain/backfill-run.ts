@@ -2,9 +2,10 @@ import { listingResourceOf, resourceNamed, type ResourceDefinition } from './cat
 import { orderKeyOfFetch, type OrderKey } from './message-order';
 import type { RecordStore } from './record-store';
 import { sampleSourceOf } from './record-identity';
-import { InvalidBackfillRangeError, planBackfill, type BackfillWindow } from './backfill-plan';
+import { InvalidBackfillRangeError, planRun, type BackfillWindow } from './backfill-plan';
 import type {
   BackfillCheckpoint,
+  BackfillJobKey,
   BackfillQueue,
   BackfillStatus,
   BackfillStatusStore,
@@ -162,7 +163,10 @@ export class BackfillRunner {
     try {
       const resource = resourceNamed(status.resource);
       if (!resource) throw new InvalidBackfillRangeError(`no catalogue entry for resource ${status.resource}`);
-      const { windows } = planBackfill(listingResourceOf(resource), status.startDate, status.endDate, status.windowDays);
+      const listing = listingResourceOf(resource);
+      let windows = planRun(listing, status);
+      // What the status said the run's windows were: ranges added to it since change that (`extend`).
+      let windowsTotal = status.windowsTotal;
       // A waiting run stays waiting until a page is stored: trying the key is not running.
       await statuses.start(key, status.runId, this.now());
       let checkpoint: BackfillCheckpoint = { windowIndex: status.windowIndex, cursor: status.cursor };
@@ -182,15 +186,22 @@ export class BackfillRunner {
           return 'continued';
         }
         const next = page.nextCursor === null ? { windowIndex: checkpoint.windowIndex + 1, cursor: null } : { windowIndex: checkpoint.windowIndex, cursor: page.nextCursor };
-        const completed = next.windowIndex >= windows.length;
-        const advanced = await statuses.advance(
-          key,
-          status.runId,
-          seq,
-          { next, windowsDone: next.windowIndex, pagesAdded: 1, recordsAdded: page.records, heldBackAdded: page.heldBack, completed },
-          this.now(),
-        );
-        if (!advanced) return 'stale';
+        for (;;) {
+          const completed = next.windowIndex >= windows.length;
+          const advanced = await statuses.advance(
+            key,
+            status.runId,
+            seq,
+            { next, windowsDone: next.windowIndex, pagesAdded: 1, recordsAdded: page.records, heldBackAdded: page.heldBack, completed, windowsTotal },
+            this.now(),
+          );
+          if (advanced) break;
+          // Completing, the run may have been given more windows by a late notice meanwhile: go on into them.
+          const more = completed ? await this.windowsAdded(key, status.runId, seq, windowsTotal) : undefined;
+          if (!more) return 'stale';
+          windows = planRun(listing, more);
+          windowsTotal = more.windowsTotal;
+        }
         listener?.page?.(resource.name, page.records);
         seq += 1;
         pagesDone += 1;
@@ -210,6 +221,16 @@ export class BackfillRunner {
           return 'failed';
       }
     }
+  }
+
+  /**
+   * The run as stored now when, since the runner read it with `windowsTotal` windows, ranges were
+   * added to it (`extend`) and nothing else happened to it (same run, same step); undefined otherwise.
+   */
+  private async windowsAdded(key: BackfillJobKey, runId: string, seq: number, windowsTotal: number): Promise<BackfillStatus | undefined> {
+    const now = await this.deps.statuses.get(key);
+    if (!now || now.runId !== runId || now.stepSeq !== seq || now.windowsTotal === windowsTotal) return undefined;
+    return ['queued', 'running', 'waiting_for_api_key'].includes(now.state) ? now : undefined;
   }
 
   /**
