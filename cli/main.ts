@@ -1,12 +1,16 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs, type ParseArgsConfig, type ParseArgsOptionsConfig } from 'node:util';
+import packageJson from '../package.json' with { type: 'json' };
 import type { VitalEnvironment, VitalRegion } from '../functions/adapters/vital-api-client';
 import { RETRY_SCOPE } from '../functions/domain/backfill-retry';
 import { catalogueEventTypes, RESOURCES } from '../functions/domain/catalogue';
 import { localDataDir } from '../local/config';
 import type { QueueName } from '../local/local-resources';
 import { retryBackfills, type RetrySelection } from './commands/backfill-retry';
-import { inspectDeadLetters, replayDeadLetters } from './commands/dead-letters';
+import { DeadLetterNotFoundError, inspectDeadLetters, replayDeadLetters } from './commands/dead-letters';
 import { inspectUnrecognised, replayUnrecognised } from './commands/unrecognised';
+import { inspectHeldBack } from './commands/held-back';
+import { SIMULATED_RESOURCES, simulateConnect } from './commands/simulate';
+import { randomUUID } from 'node:crypto';
 import { DoctorFailedError, formatCheck, runDoctor } from './commands/doctor';
 import {
   createEndpoint,
@@ -20,20 +24,22 @@ import {
 import { onlyOption, secretLabel, setStackSecrets } from './commands/secrets';
 import { sendEvents, signEvents, type DeliveryFacts, type SendResult, type SignedDelivery } from './commands/send';
 import { requireResource, readBackfills, readConnections, readRecords, type BackfillRow } from './record-queries';
-import { resolveTarget, type PipelineTarget } from './target';
-import { printJson, printTable, progress, progressDone, UsageError } from './terminal';
+import { resolveTarget, stackOptions, type PipelineTarget, type StackLocation } from './target';
+import { didYouMean, printJson, printTable, progress, progressDone, UsageError } from './terminal';
 
 /**
  * `vital-pipeline`: drive and inspect the pipeline, local (default) or deployed (`--stack`).
  * Every failure ends as one line on stderr and a non-zero exit code (2 for a wrong command line).
  */
 
-const HELP = `vital-pipeline: send, inspect, register and replay Vital webhook events; check and configure a deployment
-
-Usage: vital-pipeline <command> [options]
-
-Commands:
-  send        Sign and post events to the webhook endpoint
+/**
+ * Each command's usage line and options: `vital-pipeline <command> --help` prints its own,
+ * `vital-pipeline --help` all of them.
+ */
+const COMMAND_HELP = {
+  send: {
+    usage: 'send [options]',
+    options: `  send        Sign and post events to the webhook endpoint
                 --type <event type>   a built-in example (repeatable); --list-types lists them
                 --file <event.json>   an event, or an array of events, from a file
                 --user <id> --provider <slug> --at <iso> --seed <n>   shape the examples
@@ -43,65 +49,169 @@ Commands:
                 --print               sign each event and print it (svix-id, headers, body) as one
                                       JSON line instead of sending it
                 Each line sent says the status, svix-id, event type, user and provider.
-  inspect records      --user <id> --resource <name> [--provider <slug>] [--from <iso>] [--to <iso>]
+`,
+  },
+  inspect: {
+    usage: 'inspect <what> [options]',
+    options: `  inspect records      --user <id> --resource <name> [--provider <slug>] [--from <iso>] [--to <iso>]
   inspect resources    every resource name --resource takes, summary, timeseries or stream (no pipeline needed)
   inspect backfills    --user <id>
   inspect connections  --user <id>
-  inspect dlq          [--queue events|backfill]
+  inspect dlq          [--queue events|backfill]   each dead letter with the worker's attempts and its
+                         last error (a backfill job: its run's last error); looking changes neither
   inspect unrecognised   events of a type this deployment did not know, kept in the raw-body bucket
                          (svix-id, event type, received at, size; never the body)
+  inspect held-back    [--user <id>]   backfill records that break the schema, kept aside in the
+                         raw-body bucket (user, provider, resource, run, window, page, index, reason,
+                         kept at; never the record)
                 All inspect commands take --json for one JSON array on stdout.
-  replay      Move dead letters back to their queue: [--queue events|backfill] [--svix-id <id>]...
+`,
+  },
+  replay: {
+    usage: 'replay [--unrecognised] [options]',
+    options: `  replay      Move dead letters back to their queue: [--queue events|backfill] [--svix-id <id>]...
+              An --svix-id no dead letter has is named, with exit code 1 (the others are moved).
   replay --unrecognised [--svix-id <id>]...
               Queue kept events of an unrecognised type again, with their original svix-id and receive
               time, once the catalogue knows their type (update the pipeline first); the others are
               skipped and stay kept. Replaying twice is harmless.
-  backfill retry   Resume failed backfill runs from their checkpoints:
+`,
+  },
+  backfill: {
+    usage: 'backfill retry [options]',
+    options: `  backfill retry   Resume failed backfill runs from their checkpoints:
                 --user <id> --provider <slug> --resource <name>   one run
                 --user <id>                                       every failed run of a user
                 --all                                             every failed run of the deployment
                 ${RETRY_SCOPE}
-  register    The endpoint on Vital's side, through the Junction Management API:
+`,
+  },
+  simulate: {
+    usage: 'simulate connect --provider <slug> [options]',
+    options: `  simulate connect   A user connects a provider, against the local pipeline's simulated Vital API
+                (npm start without VITAL_API_KEY): the connection event, a historical notice per
+                resource (${SIMULATED_RESOURCES.join(', ')}), the backfills fetching that history,
+                then today's daily events; prints what was stored.
+                --provider <slug>     e.g. oura, garmin, fitbit
+                --user <id>           the Vital user id (default: a new one)
+                --days <n>            days of history announced (default 30, at most 365)
+`,
+  },
+  register: {
+    usage: 'register list|create|rotate [options]',
+    options: `  register    The endpoint on Vital's side, through the Junction Management API:
                 register list
                 register create [--url <webhook url>] [--description <text>] [--filter-type <type>]...
                 register rotate --webhook-id <id>
                 --management-key <key> (or VITAL_MANAGEMENT_KEY) --org <id> --team <id>
                 --environment sandbox|production (default VITAL_ENVIRONMENT, else production)
                 Without a management key: how to register in the dashboard, and the portal link
-                when VITAL_API_KEY (or --api-key) is a team key.
-  secrets     Store a deployed stack's webhook signing secret (whsec_...) and Vital team API key in
+                when VITAL_API_KEY (or --api-key) is a team key (--vital-region us|eu, default
+                VITAL_REGION, else us).
+`,
+  },
+  secrets: {
+    usage: 'secrets set --stack <name> [options]',
+    options: `  secrets     Store a deployed stack's webhook signing secret (whsec_...) and Vital team API key in
               its Secrets Manager secrets, after checking their format:
                 secrets set --stack <name> [--signing-secret-only | --api-key-only]
                 Typed with echo off at a terminal, or read from stdin one value per line (signing
                 secret, then API key). Never taken as arguments, never printed.
-  doctor      Is the pipeline ready? Stack outputs (or the local pipeline), signing secret, Vital API
+`,
+  },
+  doctor: {
+    usage: 'doctor [options]',
+    options: `  doctor      Is the pipeline ready? Stack outputs (or the local pipeline), signing secret, Vital API
               key, one synthetic signed event stored and removed again (user vital-pipeline-doctor),
               dead-letter queues; for a stack also the alarm subscription and the Junction endpoint.
               One line per check, ✓ or ✗ with the fix (- when not checked); exit code 1 on any ✗.
                 --wait <seconds>      how long the synthetic event may take to be stored (default 30)
                 --team <id>           team id of the synthetic event (a stack with expectedTeamId needs it)
-                --environment sandbox|production --region us|eu   where the API key is checked
+                --environment sandbox|production --vital-region us|eu   where the API key is checked
                                       (default VITAL_ENVIRONMENT, VITAL_REGION; VITAL_API_BASE_URL overrides)
                 --management-key <key> --org <id> --team <id>   also check the endpoint is registered
                 --json                one JSON array of {check, ok, detail, fix}; ok is null when not checked
+`,
+  },
+} as const;
 
-Targets:
-  default          the local pipeline of LOCAL_DATA_DIR (default .local/), started with npm start
-  --stack <name>   a deployed stack (usual AWS credentials and region)
+type CommandName = keyof typeof COMMAND_HELP;
+
+const TARGETS = `Targets:
+  default          the local pipeline of LOCAL_DATA_DIR (default .local/ in the project folder,
+                   whatever the working directory), started with npm start
+  --stack <name> [--region <aws region>]
+                   a deployed stack, through the usual AWS credentials; in --region, else in the
+                   region of AWS_REGION or the profile
 `;
+
+const HELP = `vital-pipeline: send, inspect, register and replay Vital webhook events; check and configure a deployment
+
+Usage: vital-pipeline <command> [options]
+       vital-pipeline <command> --help    that command's usage and options
+       vital-pipeline --version
+
+Commands:
+${Object.values(COMMAND_HELP).map((command) => command.options).join('')}
+${TARGETS}`;
+
+/** What `vital-pipeline <command> --help` prints: that command's usage and options, and the targets. */
+const commandHelp = (name: CommandName): string => `Usage: vital-pipeline ${COMMAND_HELP[name].usage}\n\n${COMMAND_HELP[name].options}\n${TARGETS}`;
 
 const common = {
   help: { type: 'boolean', short: 'h' },
   stack: { type: 'string' },
+  region: { type: 'string' },
   json: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
-function parse<const O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+/** An AWS region's name: `eu-west-1`, `us-gov-west-1`, `cn-north-1`, ... */
+const AWS_REGION_NAME = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+
+/** Parses a command's options; a wrong command line is a `UsageError` in the CLI's words. */
+function parse<const O extends ParseArgsOptionsConfig>(command: CommandName, args: string[], options: O) {
+  const config = { args, options: { ...common, ...options }, allowPositionals: true } as const;
+  let parsed;
   try {
-    return parseArgs({ args, options: { ...common, ...options }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ ...config, strict: true });
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    if (!String((error as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS_')) throw error;
+    throw new UsageError(`${command}: ${optionMistake(args, config.options) ?? (error as Error).message}`);
   }
+  const { stack, region } = parsed.values as { stack?: string; region?: string };
+  if (region !== undefined && !AWS_REGION_NAME.test(region)) {
+    // doctor and register also take the Vital API's region, us or eu: the likelier meaning of a wrong --region there.
+    const vitalRegion = Object.hasOwn(options, 'vital-region') ? '; the Vital API region is --vital-region' : '';
+    throw new UsageError(`${command}: --region is the stack's AWS region, such as eu-west-1, not "${region}"${vitalRegion}`);
+  }
+  if (region !== undefined && !stack) throw new UsageError(`${command}: --region is the AWS region of a deployed stack: give it with --stack <name>`);
+  return parsed;
+}
+
+/**
+ * The first option Node's strict parse refuses, said in the CLI's words (Node's are "Option '--user
+ * <value>' argument missing" and the like): read from the tokens of a lenient parse of the same line.
+ */
+function optionMistake(args: string[], options: ParseArgsOptionsConfig): string | undefined {
+  const { tokens } = parseArgs({ args, options, allowPositionals: true, strict: false, tokens: true });
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    const option = Object.hasOwn(options, token.name) ? options[token.name]! : undefined;
+    if (!option) {
+      // Suggested for long options only: a single letter is a few edits from too many names.
+      const suggestion = token.rawName.startsWith('--') ? didYouMean(token.rawName, Object.keys(options).map((name) => `--${name}`)) : '';
+      return `unknown option ${token.rawName}${suggestion ? `.${suggestion}` : ''}`;
+    }
+    if (option.type === 'boolean') {
+      if (token.value !== undefined) return `${token.rawName} takes no value`;
+    } else if (token.value === undefined) {
+      return `${token.rawName} needs a value`;
+    } else if (!token.inlineValue && token.value.length > 1 && token.value.startsWith('-')) {
+      // `--user --json`: Node refuses to take an option as the value, unless it is given as --user=--json.
+      return `${token.rawName} needs a value; one starting with "-" is given as ${token.rawName}=<value>`;
+    }
+  }
+  return undefined;
 }
 
 function required(value: string | undefined, flag: string): string {
@@ -128,7 +238,13 @@ function queueOption(value: string | undefined): QueueName | undefined {
   return value;
 }
 
-async function withTarget<T>(stack: string | undefined, work: (target: PipelineTarget) => Promise<T>): Promise<T> {
+/** The stack `--stack` and `--region` name, if any. */
+function stackLocation(values: { stack?: string; region?: string }): StackLocation | undefined {
+  return values.stack ? { name: values.stack, ...(values.region ? { region: values.region } : {}) } : undefined;
+}
+
+async function withTarget<T>(values: { stack?: string; region?: string }, work: (target: PipelineTarget) => Promise<T>): Promise<T> {
+  const stack = stackLocation(values);
   const target = await resolveTarget({ ...(stack ? { stack } : {}), dataDir: localDataDir() });
   try {
     return await work(target);
@@ -138,7 +254,7 @@ async function withTarget<T>(stack: string | undefined, work: (target: PipelineT
 }
 
 async function send(args: string[]): Promise<void> {
-  const { values } = parse(args, {
+  const { values } = parse('send', args, {
     type: { type: 'string', multiple: true },
     file: { type: 'string' },
     'list-types': { type: 'boolean' },
@@ -184,7 +300,7 @@ async function send(args: string[]): Promise<void> {
   };
   // With --secret (and --url, unless printing) nothing of a target is needed, so none has to be running.
   if (options.secret && (options.url || values.print)) await run(undefined);
-  else await withTarget(values.stack, run);
+  else await withTarget(values, run);
 }
 
 /** A wait for the API key in one table cell: what Vital answered (or that no key is stored), since when, next try. */
@@ -195,7 +311,7 @@ function describeWait(row: BackfillRow): string {
 }
 
 async function inspect(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parse('inspect', args, {
     user: { type: 'string' },
     resource: { type: 'string' },
     provider: { type: 'string' },
@@ -211,7 +327,7 @@ async function inspect(args: string[]): Promise<void> {
   }
   // A wrong resource name is told before any pipeline is looked for.
   if (what === 'records' && values.resource) requireResource(values.resource);
-  await withTarget(values.stack, async (target) => {
+  await withTarget(values, async (target) => {
     switch (what) {
       case 'records': {
         const rows = await readRecords(target.dynamodb, target.tables, {
@@ -228,8 +344,11 @@ async function inspect(args: string[]): Promise<void> {
         );
       }
       case 'backfills': {
+        const stack = stackLocation(values);
+        // The commands suggested below name the same target.
+        const sameTarget = stack ? ` ${stackOptions(stack)}` : '';
         const backfills = await readBackfills(target.dynamodb, target.tables.backfills, required(values.user, '--user'), {
-          ...(values.stack ? { stack: values.stack } : {}),
+          ...(stack ? { stack } : {}),
         });
         if (values.json) return printJson(backfills.map(({ row }) => row));
         printTable(
@@ -250,7 +369,13 @@ async function inspect(args: string[]): Promise<void> {
           ]),
         );
         if (backfills.some(({ row }) => row.status === 'failed')) {
-          process.stdout.write(`\nFailed runs: vital-pipeline backfill retry --user ${values.user}${values.stack ? ` --stack ${values.stack}` : ''}. ${RETRY_SCOPE}\n`);
+          process.stdout.write(`\nFailed runs: vital-pipeline backfill retry --user ${values.user}${sameTarget}. ${RETRY_SCOPE}\n`);
+        }
+        if (backfills.some(({ row }) => row.held_back > 0)) {
+          process.stdout.write(
+            `\nHeld-back records: vital-pipeline inspect held-back --user ${values.user}${sameTarget}. ` +
+              'Records Vital sent that break the schema, kept aside while the rest of their page was stored.\n',
+          );
         }
         // The hint is the same for every waiting run: said once, in full, under the table.
         const waiting = backfills.find(({ row }) => row.hint);
@@ -274,12 +399,13 @@ async function inspect(args: string[]): Promise<void> {
         const letters = await inspectDeadLetters(target, {
           ...(queueOption(values.queue) ? { queue: queueOption(values.queue)! } : {}),
           onProgress: progress,
+          onWarning: (text) => process.stderr.write(`vital-pipeline: ${text}\n`),
         });
         progressDone();
         if (values.json) return printJson(letters);
         return printTable(
-          ['QUEUE', 'SVIX-ID', 'EVENT TYPE', 'RECEIVES', 'RECEIVED AT'],
-          letters.map((l) => [l.queue, l.svix_id ?? l.message_id, l.event_type ?? '', String(l.receive_count), l.received_at]),
+          ['QUEUE', 'SVIX-ID', 'EVENT TYPE', 'RECEIVED AT', 'ATTEMPTS', 'LAST ERROR'],
+          letters.map((l) => [l.queue, l.svix_id ?? l.message_id, l.event_type ?? '', l.received_at, l.attempts === null ? '' : String(l.attempts), l.last_error ?? '']),
           80,
         );
       }
@@ -292,20 +418,29 @@ async function inspect(args: string[]): Promise<void> {
           80,
         );
       }
+      case 'held-back': {
+        const held = await inspectHeldBack(target, values.user ? { userId: values.user } : {});
+        if (values.json) return printJson(held);
+        return printTable(
+          ['USER', 'PROVIDER', 'RESOURCE', 'RUN', 'WINDOW', 'PAGE', 'INDEX', 'REASON', 'KEPT AT'],
+          held.map((h) => [h.user_id, h.provider, h.resource, h.run_id, String(h.window ?? ''), String(h.page ?? ''), h.index, h.reason, h.kept_at]),
+          80,
+        );
+      }
       default:
-        throw new UsageError(`inspect what? records, backfills, connections, dlq or unrecognised${what ? ` (not "${what}")` : ''}`);
+        throw new UsageError(`inspect what? records, backfills, connections, dlq, unrecognised or held-back${what ? ` (not "${what}")` : ''}`);
     }
   });
 }
 
 async function replay(args: string[]): Promise<void> {
-  const { values } = parse(args, {
+  const { values } = parse('replay', args, {
     queue: { type: 'string' },
     'svix-id': { type: 'string', multiple: true },
     unrecognised: { type: 'boolean' },
   });
   if (values.unrecognised) return replayKept(values);
-  const counts = await withTarget(values.stack, (target) =>
+  const { counts, notFound } = await withTarget(values, (target) =>
     replayDeadLetters(target, {
       ...(queueOption(values.queue) ? { queue: queueOption(values.queue)! } : {}),
       ...(values['svix-id'] ? { svixIds: values['svix-id'] } : {}),
@@ -313,16 +448,24 @@ async function replay(args: string[]): Promise<void> {
     }),
   );
   progressDone();
-  if (values.json) return printJson(counts);
-  for (const count of counts) {
-    process.stdout.write(`${count.queue}: moved ${count.moved} message(s) from the DLQ back to the queue; ${count.left} left in the DLQ\n`);
+  if (values.json) printJson(counts);
+  else {
+    for (const count of counts) {
+      process.stdout.write(`${count.queue}: moved ${count.moved} message(s) from the DLQ back to the queue; ${count.left} left in the DLQ\n`);
+    }
+  }
+  if (notFound.length > 0) {
+    const queues = counts.map((count) => count.queue).join(' or ');
+    const stack = stackLocation(values);
+    const inspectDlq = `vital-pipeline inspect dlq${stack ? ` ${stackOptions(stack)}` : ''}`;
+    throw new DeadLetterNotFoundError(`not in the ${queues} DLQ, so not replayed: ${notFound.join(', ')} (${inspectDlq} lists what is there)`);
   }
 }
 
 /** `replay --unrecognised`: what was replayed, and what was skipped because its type is still unknown. */
-async function replayKept(values: { queue?: string; 'svix-id'?: string[]; stack?: string; json?: boolean }): Promise<void> {
+async function replayKept(values: { queue?: string; 'svix-id'?: string[]; stack?: string; region?: string; json?: boolean }): Promise<void> {
   if (values.queue) throw new UsageError('--unrecognised replays into the events queue: give it without --queue');
-  const result = await withTarget(values.stack, (target) =>
+  const result = await withTarget(values, (target) =>
     replayUnrecognised(target, { ...(values['svix-id'] ? { svixIds: values['svix-id'] } : {}), onProgress: progress }),
   );
   progressDone();
@@ -336,7 +479,7 @@ async function replayKept(values: { queue?: string; 'svix-id'?: string[]; stack?
 }
 
 async function backfill(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parse('backfill', args, {
     user: { type: 'string' },
     provider: { type: 'string' },
     resource: { type: 'string' },
@@ -344,7 +487,7 @@ async function backfill(args: string[]): Promise<void> {
   });
   if (positionals[0] !== 'retry') throw new UsageError(`backfill what? retry${positionals[0] ? ` (not "${positionals[0]}")` : ''}`);
   const selection = retrySelection(values);
-  const results = await withTarget(values.stack, (target) => retryBackfills(target, selection));
+  const results = await withTarget(values, (target) => retryBackfills(target, selection));
   if (values.json) return printJson(results);
   if (results.length === 0) {
     process.stdout.write('No failed backfill runs to retry.\n');
@@ -380,9 +523,10 @@ function environmentOption(value: string | undefined): VitalEnvironment {
   return environment;
 }
 
-function regionOption(value: string | undefined): VitalRegion {
+/** `--vital-region`: the Vital API's region (`--region` is the stack's AWS region). */
+function vitalRegionOption(value: string | undefined): VitalRegion {
   const region = value ?? process.env.VITAL_REGION ?? 'us';
-  if (region !== 'us' && region !== 'eu') throw new UsageError(`--region must be us or eu, not "${region}"`);
+  if (region !== 'us' && region !== 'eu') throw new UsageError(`--vital-region must be us or eu, not "${region}"`);
   return region;
 }
 
@@ -409,9 +553,9 @@ function managementScope(values: { 'management-key'?: string; 'management-url'?:
 }
 
 async function register(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parse('register', args, {
     ...managementOptions,
-    region: { type: 'string' },
+    'vital-region': { type: 'string' },
     'api-key': { type: 'string' },
     url: { type: 'string' },
     description: { type: 'string' },
@@ -430,7 +574,7 @@ async function register(args: string[]): Promise<void> {
     const link = await portalLink({
       apiKey,
       environment,
-      region: regionOption(values.region),
+      region: vitalRegionOption(values['vital-region']),
       ...(process.env.VITAL_API_BASE_URL ? { baseUrlOverride: process.env.VITAL_API_BASE_URL } : {}),
     });
     process.stdout.write(`Webhook portal: ${link}\n`);
@@ -447,7 +591,7 @@ async function register(args: string[]): Promise<void> {
       );
     }
     case 'create': {
-      const url = values.url ?? (await withTarget(values.stack, async (target) => target.webhookUrl));
+      const url = values.url ?? (await withTarget(values, async (target) => target.webhookUrl));
       if (/^https?:\/\/(127\.|localhost|\[::1\])/.test(url)) {
         process.stderr.write(`Note: ${url} is on this machine; Vital can only deliver to a public URL (a tunnel, or a deployed --stack).\n`);
       }
@@ -478,7 +622,7 @@ async function register(args: string[]): Promise<void> {
 }
 
 async function secrets(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parse('secrets', args, {
     'signing-secret-only': { type: 'boolean' },
     'api-key-only': { type: 'boolean' },
   });
@@ -487,26 +631,28 @@ async function secrets(args: string[]): Promise<void> {
     throw new UsageError('secrets set needs --stack <name>; the local pipeline takes VITAL_WEBHOOK_SECRET and VITAL_API_KEY from its environment');
   }
   const only = onlyOption(values['signing-secret-only'], values['api-key-only']);
-  const stored = await setStackSecrets({ stackName: values.stack, ...(only ? { only } : {}) });
+  const stack = stackLocation(values)!;
+  const stored = await setStackSecrets({ stack, ...(only ? { only } : {}) });
   if (values.json) return printJson(stored);
   for (const secret of stored) process.stdout.write(`Stored the ${secretLabel(secret.secret)} in ${secret.arn}\n`);
   if (stored.some((secret) => secret.secret === 'signing-secret')) {
-    process.stdout.write(`The verifier reads it again within 5 minutes. Check the whole pipeline: npx vital-pipeline doctor --stack ${values.stack}\n`);
+    process.stdout.write(`The verifier reads it again within 5 minutes. Check the whole pipeline: npx vital-pipeline doctor ${stackOptions(stack)}\n`);
   }
 }
 
 async function doctor(args: string[]): Promise<void> {
-  const { values } = parse(args, { ...managementOptions, region: { type: 'string' }, wait: { type: 'string' } });
+  const { values } = parse('doctor', args, { ...managementOptions, 'vital-region': { type: 'string' }, wait: { type: 'string' } });
   const waitSeconds = integer(values.wait, '--wait', 30);
   // Only a stack has a public URL that can be registered with Junction.
   const management = values.stack ? managementScope(values) : undefined;
+  const stack = stackLocation(values);
   const checks = await runDoctor({
-    ...(values.stack ? { stack: values.stack } : {}),
+    ...(stack ? { stack } : {}),
     dataDir: localDataDir(),
     // A stack's own output says which API its backfill uses; these apply locally and to older stacks.
     vitalApi: {
       ...(values.environment || process.env.VITAL_ENVIRONMENT ? { environment: environmentOption(values.environment) } : {}),
-      ...(values.region || process.env.VITAL_REGION ? { region: regionOption(values.region) } : {}),
+      ...(values['vital-region'] || process.env.VITAL_REGION ? { region: vitalRegionOption(values['vital-region']) } : {}),
       ...(process.env.VITAL_API_BASE_URL ? { baseUrlOverride: process.env.VITAL_API_BASE_URL } : {}),
     },
     ...(values.team ? { teamId: values.team } : {}),
@@ -522,24 +668,80 @@ async function doctor(args: string[]): Promise<void> {
   if (!values.json) process.stdout.write(`All ${checks.filter((check) => check.ok).length} checks passed.\n`);
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { send, inspect, replay, backfill, register, secrets, doctor };
+/** A provider's slug as Vital writes them: `oura`, `apple_health_kit`, `whoop_v2`. */
+const PROVIDER_SLUG = /^[a-z][a-z0-9_]*$/;
+
+async function simulate(args: string[]): Promise<void> {
+  const { values, positionals } = parse('simulate', args, {
+    provider: { type: 'string' },
+    user: { type: 'string' },
+    days: { type: 'string' },
+  });
+  if (positionals[0] !== 'connect') throw new UsageError(`simulate what? connect${positionals[0] ? ` (not "${positionals[0]}")` : ''}`);
+  const provider = required(values.provider, '--provider');
+  if (!PROVIDER_SLUG.test(provider)) throw new UsageError(`--provider is a provider slug such as oura or garmin, not "${provider}"`);
+  const days = integer(values.days, '--days', 30);
+  if (days < 1 || days > 365) throw new UsageError(`--days must be from 1 to 365, not ${days}`);
+  const userId = values.user ?? randomUUID();
+  const result = await withTarget(values, (target) =>
+    simulateConnect(target, {
+      userId,
+      provider,
+      days,
+      onSent: (sent) => {
+        if (!values.json) process.stdout.write(`${sent.status}  ${sent.svixId}  ${sent.eventType}\n`);
+      },
+      onBackfills: (rows) => {
+        const finished = rows.filter((row) => row.status === 'completed' || row.status === 'failed').length;
+        progress(`Backfills: ${finished} of ${Math.max(rows.length, SIMULATED_RESOURCES.length)} finished, ${rows.reduce((sum, row) => sum + row.records, 0)} records stored`);
+      },
+    }),
+  );
+  progressDone();
+  if (values.json) return printJson(result);
+  process.stdout.write(`\nUser ${userId} connected ${provider}: ${days} days of history backfilled, then today's events.\n`);
+  printTable(
+    ['RESOURCE', 'BACKFILL', 'BACKFILLED', 'STORED NOW'],
+    SIMULATED_RESOURCES.map((resource) => {
+      const run = result.backfills.find((row) => row.resource === resource);
+      return [resource, run?.status ?? '-', String(run?.records ?? 0), String(result.stored[resource] ?? 0)];
+    }),
+  );
+  process.stdout.write(`\nLook closer: vital-pipeline inspect records --user ${userId} --resource heartrate\n            vital-pipeline inspect backfills --user ${userId}\n`);
+}
+
+const COMMANDS: Record<CommandName, (args: string[]) => Promise<void>> = { send, inspect, replay, backfill, simulate, register, secrets, doctor };
+
+const isCommand = (name: string | undefined): name is CommandName => name !== undefined && Object.hasOwn(COMMANDS, name);
 
 /** Runs the CLI on `argv` (without node and script); resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (!command || command === 'help' || command === '--help' || command === '-h' || rest.includes('--help') || rest.includes('-h')) {
+  if (command === '--version' || command === '-V') {
+    process.stdout.write(`${packageJson.version}\n`);
+    return 0;
+  }
+  const helpAsked = rest.includes('--help') || rest.includes('-h');
+  // `vital-pipeline <command> --help` and `vital-pipeline help <command>`: that command's alone.
+  const helpOf = command === 'help' ? rest[0] : helpAsked ? command : undefined;
+  if (isCommand(helpOf)) {
+    process.stdout.write(commandHelp(helpOf));
+    return 0;
+  }
+  if (!command || command === 'help' || command === '--help' || command === '-h' || helpAsked) {
     process.stdout.write(HELP);
     return 0;
   }
-  const run = COMMANDS[command];
   try {
-    if (!run) throw new UsageError(`Unknown command "${command}"`);
-    await run(rest);
+    if (!isCommand(command)) throw new UsageError(`Unknown command "${command}"`);
+    await COMMANDS[command](rest);
     return 0;
   } catch (error) {
     progressDone();
     const message = ((error as Error).message ?? String(error)).split('\n')[0];
-    process.stderr.write(`vital-pipeline: ${message}${error instanceof UsageError ? ' (see vital-pipeline --help)' : ''}\n`);
+    // A wrong command line points at the help of the command it was for.
+    const help = isCommand(command) ? `vital-pipeline ${command} --help` : 'vital-pipeline --help';
+    process.stderr.write(`vital-pipeline: ${message}${error instanceof UsageError ? ` (see ${help})` : ''}\n`);
     return error instanceof UsageError ? 2 : 1;
   }
 }

@@ -6,6 +6,7 @@ import { DynamoDbRecordStore, type TimeRange } from '../functions/adapters/recor
 import type { BackfillState, BackfillStatus } from '../functions/domain/backfill-job';
 import { resourceNamed, RESOURCES, type ResourceDefinition } from '../functions/domain/catalogue';
 import { didYouMean } from './terminal';
+import { stackOptions, type StackLocation } from './target';
 import { sampleKey, sampleSourceOf, summaryRecordIdentity, type VitalSource } from '../functions/domain/record-identity';
 import type { TableName } from '../local/local-resources';
 
@@ -121,12 +122,12 @@ export interface BackfillRow {
   readonly status: BackfillState;
   readonly start_date: string;
   readonly end_date: string;
-  readonly records: number;
   /**
    * Only when the run fetches more than one range (`start_date`/`end_date` are then their hull, and
    * the gaps between them are not fetched): the ranges, in the order the run fetches them.
    */
   readonly ranges?: readonly { readonly start_date: string; readonly end_date: string }[];
+  readonly records: number;
   /** Records the API sent that break the schema, kept under `held-back/` instead of stored. */
   readonly held_back: number;
   /** Only when `failed`: why (the error, never a payload) and when. `vital-pipeline backfill retry` resumes it. */
@@ -145,9 +146,9 @@ export interface BackfillRow {
  * What to do about backfills waiting for the Vital API key: store it where the target's backfill
  * reads it. The runs then go on by themselves, from their checkpoints.
  */
-export function apiKeyHint(stack: string | undefined): string {
+export function apiKeyHint(stack: StackLocation | undefined): string {
   return stack
-    ? `store the Vital API key: vital-pipeline secrets set --stack ${stack} --api-key-only; waiting backfills go on by themselves at their next try (within 15 minutes)`
+    ? `store the Vital API key: vital-pipeline secrets set ${stackOptions(stack)} --api-key-only; waiting backfills go on by themselves at their next try (within 15 minutes)`
     : 'store the Vital API key: set VITAL_API_KEY and restart the local pipeline; waiting backfills go on by themselves at their next try';
 }
 
@@ -186,7 +187,7 @@ export async function readBackfills(
   dynamodb: DynamoDBClient,
   table: string,
   userId: string,
-  target: { readonly stack?: string } = {},
+  target: { readonly stack?: StackLocation } = {},
 ): Promise<{ row: BackfillRow; lastError?: string }[]> {
   const items = await readBackfillStatuses(dynamodb, table, { userId });
   return items.map((status) => ({
@@ -196,10 +197,10 @@ export async function readBackfills(
       status: status.state,
       start_date: status.startDate,
       end_date: status.endDate,
-      records: status.recordsStored ?? 0,
       ...(status.ranges && status.ranges.length > 1
         ? { ranges: status.ranges.map((range) => ({ start_date: range.startDate, end_date: range.endDate })) }
         : {}),
+      records: status.recordsStored ?? 0,
       held_back: status.heldBack ?? 0,
       ...(status.state === 'failed'
         ? { failure_reason: status.lastError ?? 'no reason recorded', ...(status.finishedAt ? { failed_at: status.finishedAt } : {}) }

@@ -39,8 +39,29 @@ export interface PipelineTarget {
 }
 
 export type TargetOrigin =
-  | { readonly kind: 'stack'; readonly stackName: string; readonly outputs: Readonly<Record<string, string>> }
+  | { readonly kind: 'stack'; readonly stack: StackLocation; readonly outputs: Readonly<Record<string, string>> }
   | { readonly kind: 'local'; readonly dataDir: string; readonly state: PipelineState };
+
+/**
+ * A deployed stack (`--stack`), and its AWS region when `--region` names one; without it, the region
+ * the SDK finds (AWS_REGION, the profile's).
+ */
+export interface StackLocation {
+  readonly name: string;
+  readonly region?: string;
+}
+
+/**
+ * An AWS client for a stack. Every client the CLI makes for a stack (CloudFormation, DynamoDB, SQS,
+ * S3, Secrets Manager, SNS) is built here, so that `--region` reaches each of them: one built
+ * elsewhere would quietly work on the environment's region.
+ */
+export function stackClient<Client>(ClientClass: new (config: { region?: string }) => Client, stack: StackLocation): Client {
+  return new ClientClass(stack.region ? { region: stack.region } : {});
+}
+
+/** The options naming a stack on a command line (`--stack S`, with `--region R` when given), for messages that say what to run. */
+export const stackOptions = (stack: StackLocation): string => `--stack ${stack.name}${stack.region ? ` --region ${stack.region}` : ''}`;
 
 /** `--stack` was given, but the stack cannot be read or lacks the pipeline's outputs. */
 export class StackLookupError extends Error {}
@@ -73,8 +94,8 @@ export class VitalApiKeyUnavailableError extends Error {
 }
 
 /** The command that stores a stack's secrets (`secrets set`), for messages that say what to run. */
-export const secretsSetCommand = (stackName: string, which: 'signing-secret' | 'api-key'): string =>
-  `npx vital-pipeline secrets set --stack ${stackName} --${which}-only`;
+export const secretsSetCommand = (stack: StackLocation, which: 'signing-secret' | 'api-key'): string =>
+  `npx vital-pipeline secrets set ${stackOptions(stack)} --${which}-only`;
 
 /** The local pipeline running on `dataDir`. */
 export async function localTarget(dataDir: string): Promise<PipelineTarget> {
@@ -139,9 +160,9 @@ export async function localTarget(dataDir: string): Promise<PipelineTarget> {
 }
 
 /** The current value of a Secrets Manager secret. The client is loaded only when a secret is read. */
-async function readSecretString(secretArn: string): Promise<string | undefined> {
+async function readSecretString(stack: StackLocation, secretArn: string): Promise<string | undefined> {
   const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
-  const client = new SecretsManagerClient({});
+  const client = stackClient(SecretsManagerClient, stack);
   try {
     return (await client.send(new GetSecretValueCommand({ SecretId: secretArn }))).SecretString;
   } finally {
@@ -150,15 +171,15 @@ async function readSecretString(secretArn: string): Promise<string | undefined> 
 }
 
 /** The outputs of a stack, by key. The CloudFormation client is loaded only for `--stack`. */
-export async function stackOutputs(stackName: string): Promise<Readonly<Record<string, string>>> {
+export async function stackOutputs(stack: StackLocation): Promise<Readonly<Record<string, string>>> {
   const cloudFormation = await import('@aws-sdk/client-cloudformation');
-  const client = new cloudFormation.CloudFormationClient({});
+  const client = stackClient(cloudFormation.CloudFormationClient, stack);
   try {
-    const result = await client.send(new cloudFormation.DescribeStacksCommand({ StackName: stackName }));
+    const result = await client.send(new cloudFormation.DescribeStacksCommand({ StackName: stack.name }));
     const outputs = result.Stacks?.[0]?.Outputs ?? [];
     return Object.fromEntries(outputs.filter((o) => o.OutputKey && o.OutputValue).map((o) => [o.OutputKey!, o.OutputValue!]));
   } catch (error) {
-    throw new StackLookupError(`Could not describe stack ${stackName}: ${(error as Error).message}`);
+    throw new StackLookupError(`Could not describe stack ${stack.name}${stack.region ? ` in ${stack.region}` : ''}: ${(error as Error).message}`);
   } finally {
     client.destroy();
   }
@@ -171,9 +192,10 @@ export function stackOutput(stackName: string, outputs: Readonly<Record<string, 
   return value;
 }
 
-/** A deployed stack, through the usual AWS credentials and region. */
-export async function stackTarget(stackName: string): Promise<PipelineTarget> {
-  const outputs = await stackOutputs(stackName);
+/** A deployed stack, through the usual AWS credentials, in its region. */
+export async function stackTarget(stack: StackLocation): Promise<PipelineTarget> {
+  const stackName = stack.name;
+  const outputs = await stackOutputs(stack);
   const output = (key: string): string => stackOutput(stackName, outputs, key);
   // The stack names each queue's outputs after its definition: EventsQueueUrl, EventsDlqUrl, ...
   const queues = Object.fromEntries(
@@ -187,12 +209,12 @@ export async function stackTarget(stackName: string): Promise<PipelineTarget> {
   ) as Record<TableName, string>;
   const signingSecretArn = output('SigningSecretArn');
   const vitalApiKeyArn = output('VitalApiKeySecretArn');
-  const dynamodb = new DynamoDBClient({});
-  const sqs = new SQSClient({});
-  const s3 = new S3Client({});
+  const dynamodb = stackClient(DynamoDBClient, stack);
+  const sqs = stackClient(SQSClient, stack);
+  const s3 = stackClient(S3Client, stack);
   const target: PipelineTarget = {
     description: `stack ${stackName}`,
-    origin: { kind: 'stack', stackName, outputs },
+    origin: { kind: 'stack', stack, outputs },
     webhookUrl: output('WebhookUrl'),
     tables,
     queues,
@@ -203,13 +225,13 @@ export async function stackTarget(stackName: string): Promise<PipelineTarget> {
     async signingSecrets() {
       let value: string | undefined;
       try {
-        value = await readSecretString(signingSecretArn);
+        value = await readSecretString(stack, signingSecretArn);
       } catch (error) {
         throw new SigningSecretUnavailableError(`Could not read the signing secret of ${stackName}: ${(error as Error).message}`, 'unreadable');
       }
       if (!value) {
         throw new SigningSecretUnavailableError(
-          `The signing secret of ${stackName} (${signingSecretArn}) has no value yet: store it with ${secretsSetCommand(stackName, 'signing-secret')}`,
+          `The signing secret of ${stackName} (${signingSecretArn}) has no value yet: store it with ${secretsSetCommand(stack, 'signing-secret')}`,
           'unset',
         );
       }
@@ -219,7 +241,7 @@ export async function stackTarget(stackName: string): Promise<PipelineTarget> {
         // A stack deployed without signingSecretName holds a generated placeholder until the endpoint's secret is stored.
         throw new SigningSecretUnavailableError(
           `The signing secret of ${stackName} (${signingSecretArn}) holds no usable value, store the endpoint's secret there ` +
-            `with ${secretsSetCommand(stackName, 'signing-secret')}: ${(error as Error).message}`,
+            `with ${secretsSetCommand(stack, 'signing-secret')}: ${(error as Error).message}`,
           'malformed',
         );
       }
@@ -230,7 +252,7 @@ export async function stackTarget(stackName: string): Promise<PipelineTarget> {
     async vitalApiKey() {
       let value: string | undefined;
       try {
-        value = await readSecretString(vitalApiKeyArn);
+        value = await readSecretString(stack, vitalApiKeyArn);
       } catch (error) {
         throw new VitalApiKeyUnavailableError(`Could not read the Vital API key of ${stackName}: ${(error as Error).message}`, 'unreadable');
       }
@@ -249,6 +271,6 @@ export async function stackTarget(stackName: string): Promise<PipelineTarget> {
 }
 
 /** The target a command's options name. */
-export function resolveTarget(options: { stack?: string; dataDir: string }): Promise<PipelineTarget> {
+export function resolveTarget(options: { stack?: StackLocation; dataDir: string }): Promise<PipelineTarget> {
   return options.stack ? stackTarget(options.stack) : localTarget(options.dataDir);
 }

@@ -11,10 +11,8 @@ import { DynamoDbRecordStore } from './adapters/record-store';
 import {
   CachedApiKey,
   VitalApiClient,
-  vitalApiBaseUrl,
+  vitalApiBaseUrlFromEnvironment,
   type ApiKeySource,
-  type VitalEnvironment,
-  type VitalRegion,
 } from './adapters/vital-api-client';
 import { S3WorkoutStreamStore } from './adapters/workout-stream-store';
 import { S3HeldBackStore } from './adapters/held-back-store';
@@ -23,9 +21,9 @@ import { SqsBackfillQueue } from './adapters/backfill-requests';
 import { BackfillRunner, type BackfillRunnerDependencies } from './domain/backfill-run';
 import { requiredEnv } from './shared/environment';
 import { backfillTimeReserveMs, BUCKET, QUEUES, TABLES } from './shared/resources';
-import { NamedError } from './domain/named-error';
 import { logger, metrics, publishMetrics } from './shared/observability';
 import { traced, tracedClient } from './shared/tracing';
+import { NamedError } from './domain/named-error';
 
 /** What the backfill function needs from the outside world. */
 export interface BackfillHandlerDependencies extends BackfillRunnerDependencies {
@@ -204,12 +202,7 @@ export function backfillFromEnvironment(): BackfillHandlerDependencies {
     heldBack: new S3HeldBackStore(s3, requiredEnv(BUCKET.envVar)),
     queue: new SqsBackfillQueue(tracedClient(sqsClient()), requiredEnv(QUEUES.backfill.envVar)),
     source: new VitalApiClient({
-      baseUrl: vitalApiBaseUrl({
-        environment: (process.env.VITAL_ENVIRONMENT ?? 'production') as VitalEnvironment,
-        region: (process.env.VITAL_REGION ?? 'us') as VitalRegion,
-        legacyHosts: process.env.VITAL_API_LEGACY_HOSTS === 'true',
-        override: process.env.VITAL_API_BASE_URL,
-      }),
+      baseUrl: vitalApiBaseUrlFromEnvironment(),
       apiKey: apiKeySource(),
       maxRequestsPerSecond: Number(process.env.VITAL_API_MAX_REQUESTS_PER_SECOND ?? 10),
       onRetry: (reason, delayMs) => {

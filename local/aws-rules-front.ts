@@ -183,7 +183,14 @@ export async function startAwsRulesFront(upstreamEndpoint: string, port = 0): Pr
   const server = createServer((request, response) => {
     handle(request, response).catch(() => response.destroy());
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  // A port taken since the pipeline checked it fails the start (EADDRINUSE) instead of crashing the process.
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   const { port: boundPort } = server.address() as { port: number };
   return {
     endpoint: `http://127.0.0.1:${boundPort}`,

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseSigningSecrets } from '../functions/domain/signing-secrets';
 
 /**
@@ -8,10 +9,12 @@ import { parseSigningSecrets } from '../functions/domain/signing-secrets';
  *
  * | variable | default | meaning |
  * |---|---|---|
- * | `PORT` | 3000 | port of `http://127.0.0.1:$PORT/webhooks/vital` |
- * | `LOCAL_DATA_DIR` | `.local/` | DynamoDB Local's database, fauxqs's queues and objects, the dev secret, `pipeline.json` |
+ * | `PORT` | 3000 | port of `http://127.0.0.1:$PORT/webhooks/vital`; 0: a free port, and free ports for the stand-ins too |
+ * | `LOCAL_DYNAMODB_PORT` | `PORT`+1 | port of the DynamoDB endpoint that AWS CLI and SDK clients reach the local tables on |
+ * | `LOCAL_SQS_S3_PORT` | `PORT`+2 | port of the SQS and S3 endpoint (one for both) |
+ * | `LOCAL_DATA_DIR` | `.local/` | DynamoDB Local's database, fauxqs's queues and objects, the dev secret, `pipeline.json`; a relative path is taken from the project folder |
  * | `VITAL_WEBHOOK_SECRET` | generated once into `$LOCAL_DATA_DIR/webhook-secret` | the Svix signing secret (`whsec_...`) |
- * | `VITAL_API_KEY` | none | team API key the backfill function fetches history with |
+ * | `VITAL_API_KEY` | none | team API key the backfill function fetches history with; without it (and without `VITAL_API_BASE_URL`) the backfill fetches from the simulated Vital API |
  * | `VITAL_ENVIRONMENT`, `VITAL_REGION` | `production`, `us` | pick the Data Access API host |
  * | `VITAL_API_BASE_URL` | none | overrides both (a sandbox, a fake API) |
  * | `LOCAL_TIME_SCALE` | 1 | scales every consumer's timeout and its queue's visibility timeout together (0 to 1); `npm start -- --fast-retries` sets 1/30 |
@@ -30,9 +33,37 @@ export interface LocalPipelineConfig {
   readonly webhookSecret?: string;
   /** Scales consumer and visibility timeouts together (`consumerTimeouts`); 1 runs them as deployed. */
   readonly timeScale: number;
+  /**
+   * Ports of the stand-ins' endpoints, the ones AWS CLI and SDK clients reach: fixed, so that a
+   * user's `--endpoint-url` or script keeps working over a restart. 0 is a free port on each start.
+   * @default { dynamodb: 0, sqsAndS3: 0 }
+   */
+  readonly standInPorts?: StandInPorts;
+  /**
+   * Which Data Access API the backfill fetches from: Junction's (`VITAL_API_KEY`, or a URL of the
+   * user's own in `VITAL_API_BASE_URL`), or, with neither, the simulated one the pipeline starts
+   * (local/fake-vital-api.ts, seeded), so that backfills can be tried without a Vital team.
+   * @default 'configured': the handlers read `VITAL_API_*` from the environment, as in AWS
+   */
+  readonly vitalApi?: 'configured' | 'simulated';
+}
+
+export interface StandInPorts {
+  readonly dynamodb: number;
+  /** fauxqs serves SQS and S3 on one endpoint. */
+  readonly sqsAndS3: number;
 }
 
 export const DEFAULT_PORT = 3000;
+/**
+ * The setting naming each port, for the settings and for the message refusing a port in use; the
+ * stand-ins' ports sit right above `PORT` (by `offset`) unless set on their own.
+ */
+export const PORT_SETTINGS = {
+  webhook: { name: 'PORT', serves: 'the webhook endpoint' },
+  dynamodb: { name: 'LOCAL_DYNAMODB_PORT', serves: 'the DynamoDB endpoint', offset: 1 },
+  sqsAndS3: { name: 'LOCAL_SQS_S3_PORT', serves: 'the SQS and S3 endpoint', offset: 2 },
+} as const;
 export const DEFAULT_DATA_DIR = '.local';
 export const DEV_SECRET_FILE = 'webhook-secret';
 /**
@@ -60,6 +91,18 @@ function integerSetting(env: NodeJS.ProcessEnv, name: string, min: number, max: 
   return value;
 }
 
+/** A stand-in's port: its own setting, else `offset` above the webhook's (a free one with `PORT=0`). */
+function standInPort(env: NodeJS.ProcessEnv, setting: { readonly name: string; readonly offset: number }, webhookPort: number): number {
+  const own = integerSetting(env, setting.name, 0, 65_535);
+  if (own !== undefined) return own;
+  if (webhookPort === 0) return 0;
+  const derived = webhookPort + setting.offset;
+  if (derived > 65_535) {
+    throw new InvalidLocalSettingError(`PORT ${webhookPort} leaves no port for ${setting.name} (PORT+${setting.offset}): set a lower PORT, or set ${setting.name}`);
+  }
+  return derived;
+}
+
 function oneOf(env: NodeJS.ProcessEnv, name: string, allowed: readonly string[]): void {
   const value = env[name];
   if (value && !allowed.includes(value)) {
@@ -67,9 +110,19 @@ function oneOf(env: NodeJS.ProcessEnv, name: string, allowed: readonly string[])
   }
 }
 
-/** The data folder a process works on: `LOCAL_DATA_DIR` or `.local/`, absolute. */
+/**
+ * The project's folder (the one holding package.json), found from where this file sits in it rather
+ * than from the working directory: `npm start` runs at the project root, the CLI wherever its user
+ * is, and both must find the same data folder.
+ */
+const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * The data folder a process works on, absolute: `LOCAL_DATA_DIR` or `.local/`, a relative one taken
+ * from the project folder. The CLI and the local pipeline both find it here, so they always agree.
+ */
 export function localDataDir(env: NodeJS.ProcessEnv = process.env): string {
-  return path.resolve(env.LOCAL_DATA_DIR || DEFAULT_DATA_DIR);
+  return path.resolve(PROJECT_ROOT, env.LOCAL_DATA_DIR || DEFAULT_DATA_DIR);
 }
 
 /** Reads and checks the settings; throws `InvalidLocalSettingError` on the first bad one. */
@@ -89,11 +142,25 @@ export function localPipelineConfig(env: NodeJS.ProcessEnv = process.env, args: 
       throw new InvalidLocalSettingError(`VITAL_WEBHOOK_SECRET: ${(error as Error).message}`);
     }
   }
+  const port = integerSetting(env, PORT_SETTINGS.webhook.name, 0, 65_535) ?? DEFAULT_PORT;
+  const standInPorts = {
+    dynamodb: standInPort(env, PORT_SETTINGS.dynamodb, port),
+    sqsAndS3: standInPort(env, PORT_SETTINGS.sqsAndS3, port),
+  };
+  const fixed = [port, standInPorts.dynamodb, standInPorts.sqsAndS3].filter((value) => value !== 0);
+  if (new Set(fixed).size < fixed.length) {
+    const { webhook, dynamodb, sqsAndS3 } = PORT_SETTINGS;
+    throw new InvalidLocalSettingError(
+      `${webhook.name}, ${dynamodb.name} and ${sqsAndS3.name} must differ, not ${port}, ${standInPorts.dynamodb} and ${standInPorts.sqsAndS3}`,
+    );
+  }
   return {
-    port: integerSetting(env, 'PORT', 0, 65_535) ?? DEFAULT_PORT,
+    port,
+    standInPorts,
     dataDir: localDataDir(env),
     ...(webhookSecret ? { webhookSecret } : {}),
     timeScale: timeScaleSetting(env, args),
+    vitalApi: env.VITAL_API_KEY || env.VITAL_API_BASE_URL ? 'configured' : 'simulated',
   };
 }
 

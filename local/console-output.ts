@@ -5,7 +5,8 @@ import { styleText } from 'node:util';
  * consumer handled, and the handlers' Powertools logs (JSON in AWS) folded into the same format:
  *
  *     12:00:01.123  webhook   msg_2pX…  daily.data.workouts.created  accepted (202, 14 ms)
- *     12:00:02.401  worker    msg_2pX…  daily.data.workouts.created  processed
+ *     12:00:02.401  worker    msg_2pX…  daily.data.workouts.created  stored 1 record
+ *     12:00:05.017  worker    msg_2pX…  daily.data.workouts.created  duplicate: already stored, nothing changed
  *
  * Like the JSON logs it replaces, it never prints a payload: only ids, event types and outcomes.
  */
@@ -104,23 +105,102 @@ export function fromPowertoolsLog(text: string, defaultSource: string): OutputLi
   };
 }
 
+/** The worker's log of one processed delivery (`functions/worker.ts`): what it did, in counts. */
+export interface DeliveryLog {
+  readonly svixId: string;
+  readonly action: string;
+  readonly result: string;
+  readonly written: number;
+  readonly stale: number;
+  readonly unchanged: number;
+}
+
+/** The worker's "Delivery processed" log line, read from its Powertools JSON; `undefined` for any other line. */
+export function deliveryLogOf(text: string): DeliveryLog | undefined {
+  let log: Record<string, unknown>;
+  try {
+    log = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (log?.message !== 'Delivery processed' || typeof log.svixId !== 'string') return undefined;
+  const count = (value: unknown) => (typeof value === 'number' ? value : 0);
+  return { svixId: log.svixId, action: String(log.action), result: String(log.result), written: count(log.written), stale: count(log.stale), unchanged: count(log.unchanged) };
+}
+
+const UNITS: Readonly<Record<string, string>> = {
+  summary: 'record',
+  timeseries: 'sample',
+  workout_stream: 'stream notice',
+  connection: 'connection state',
+};
+
+const counted = (count: number, unit: string) => `${count} ${unit}${count === 1 ? '' : 's'}`;
+
+/** What a processed delivery did, in words: stored, a duplicate, stale, kept aside, or nothing to store. */
+export function describeDelivery(delivery: DeliveryLog): string {
+  switch (delivery.action) {
+    case 'unknown':
+      return 'unknown event type: body kept for a replay (vital-pipeline inspect unrecognised)';
+    case 'foreign_team':
+      return "quarantined: another team's event, kept aside (EXPECTED_TEAM_ID)";
+    case 'out_of_scope':
+      return 'nothing to store: outside what the pipeline keeps';
+    case 'device':
+      return 'nothing to store: a device event';
+    case 'historical':
+      // The notice's outcome is its run's: queued, already under way, or replacing an older one.
+      return 'backfill requested (vital-pipeline inspect backfills)';
+  }
+  const unit = UNITS[delivery.action] ?? 'record';
+  const rest = [
+    delivery.stale > 0 ? `${counted(delivery.stale, 'stale version')} ignored` : '',
+    delivery.unchanged > 0 ? `${counted(delivery.unchanged, unit)} already stored` : '',
+  ].filter(Boolean);
+  switch (delivery.result) {
+    case 'wrote':
+      return [`stored ${counted(delivery.written, unit)}`, ...rest].join(', ');
+    case 'stale':
+      return `stale version ignored: newer data is stored${delivery.unchanged > 0 ? ` (${rest[1]})` : ''}`;
+    case 'duplicate':
+      return 'duplicate: already stored, nothing changed';
+  }
+  return 'processed';
+}
+
 /**
  * Routes the handlers' Powertools logs into `output`. Powertools writes to the global `console` in
  * its dev mode (`POWERTOOLS_DEV`, which the local pipeline sets), so its console methods are
  * wrapped; anything that is not a Powertools line passes through unchanged.
  */
-export function routePowertoolsLogs(output: Output, defaultSource: string): void {
+export function routePowertoolsLogs(
+  output: Output,
+  defaultSource: string,
+  options: {
+    /** The least level shown, as Powertools names them (`SILENT`: none). @default 'DEBUG' */
+    readonly minLevel?: string;
+    /** Receives each "Delivery processed" line of the worker instead of the output. */
+    readonly onDelivery?: (delivery: DeliveryLog) => void;
+  } = {},
+): void {
+  const least = Math.max(0, POWERTOOLS_LEVELS.indexOf(options.minLevel?.toUpperCase() ?? 'DEBUG'));
+  const shown = (level: Level) => POWERTOOLS_LEVELS.indexOf(level) >= least;
   for (const method of ['debug', 'info', 'warn', 'error', 'log'] as const) {
     const original = console[method].bind(console);
     console[method] = (...args: unknown[]) => {
       const text = args.length === 1 && typeof args[0] === 'string' ? args[0] : undefined;
       // Metrics are off locally, so Metrics' warning that an invocation published none is noise.
       if (text?.startsWith(EMPTY_METRICS_WARNING)) return;
+      const delivery = text && options.onDelivery ? deliveryLogOf(text) : undefined;
+      if (delivery) return options.onDelivery!(delivery);
       const line = text ? fromPowertoolsLog(text, defaultSource) : undefined;
-      if (line) output.line(line);
-      else original(...args);
+      if (!line) original(...args);
+      else if (shown(line.level ?? 'INFO')) output.line(line);
     };
   }
 }
+
+/** Powertools' log levels, least first. */
+const POWERTOOLS_LEVELS: readonly string[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL', 'SILENT'];
 
 const EMPTY_METRICS_WARNING = 'No application metrics to publish';

@@ -20,6 +20,8 @@ export interface PipelineState {
   readonly bucket: string;
   /** Where the signing secret is: a file in the data folder, or only the pipeline's environment. */
   readonly secret: { readonly source: 'file'; readonly path: string } | { readonly source: 'environment' };
+  /** The Data Access API the backfill fetches from: the simulated one the pipeline started, or the configured one. */
+  readonly vitalApi: { readonly source: 'simulated' | 'configured'; readonly url: string };
 }
 
 /** The local pipeline is not running (no state file, or its process is gone). */

@@ -44,6 +44,20 @@ export function standInEnvironment(endpoints: { readonly dynamodb: string; reado
   };
 }
 
+/**
+ * How a user reaches the stand-ins with the AWS CLI or boto3, printed at start: the endpoints, the
+ * region and the dummy credentials (`LOCAL_AWS`, the only ones ever printed), a ready-to-paste CLI
+ * command scanning `table`, and the boto3 resource for the same endpoint.
+ */
+export function standInAccessHint(endpoints: { readonly dynamodb: string; readonly sqsAndS3: string }, table: string): string[] {
+  const { region, credentials } = LOCAL_AWS;
+  return [
+    `AWS CLI and SDKs: DynamoDB at ${endpoints.dynamodb}, SQS and S3 at ${endpoints.sqsAndS3}, region ${region}, dummy credentials ${credentials.accessKeyId} / ${credentials.secretAccessKey}`,
+    `  Try: AWS_ACCESS_KEY_ID=${credentials.accessKeyId} AWS_SECRET_ACCESS_KEY=${credentials.secretAccessKey} aws dynamodb scan --table-name ${table} --endpoint-url ${endpoints.dynamodb} --region ${region}`,
+    `  boto3: boto3.resource("dynamodb", endpoint_url="${endpoints.dynamodb}", region_name="${region}", aws_access_key_id="${credentials.accessKeyId}", aws_secret_access_key="${credentials.secretAccessKey}")`,
+  ];
+}
+
 /** SDK clients for the stand-ins, for provisioning, reading and polling. */
 export interface StandInClients {
   readonly dynamodb: DynamoDBClient;
@@ -130,13 +144,14 @@ export async function startDynalite(options: { dataDir?: string; port?: number }
  * DynamoDB for the local pipeline: DynamoDB Local (AWS's own emulator, which the tests use) when
  * Java is there, else dynalite in process, so that `npm start` needs nothing but Node. Each engine
  * keeps its own files under `dataDir` (DynamoDB Local's database, dynalite's `dynalite/` folder).
+ * Either is reached on `port` (or a free one), through its front.
  */
-export async function startDynamoDb(options: { dataDir: string }): Promise<RunningDynamoDb> {
+export async function startDynamoDb(options: { dataDir: string; port?: number }): Promise<RunningDynamoDb> {
   try {
     return { engine: 'DynamoDB Local', ...(await startDynamoDbLocal(options)) };
   } catch (error) {
     if (!(error instanceof JavaNotFoundError)) throw error;
-    return startDynalite({ dataDir: path.join(options.dataDir, 'dynalite') });
+    return startDynalite({ ...options, dataDir: path.join(options.dataDir, 'dynalite') });
   }
 }
 

@@ -7,15 +7,21 @@ import {
   type MessageAttributeValue,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { parseJobMessage } from '../../functions/domain/backfill-job';
+import { S3DeliveryFailureStore } from '../../functions/adapters/delivery-failure-store';
+import type { DeliveryFailure } from '../../functions/domain/delivery-failure';
+import { parseJobMessage, type BackfillJobMessage } from '../../functions/domain/backfill-job';
 import { ATTRIBUTE } from '../../functions/domain/queued-event';
+import { BUCKET } from '../../functions/shared/resources';
+import { readBackfillStatuses } from '../record-queries';
 import type { QueueName } from '../../local/local-resources';
 import type { PipelineTarget } from '../target';
 
 /**
- * `inspect dlq` and `replay`: what sits in the dead-letter queues, and moving it back. Reading a
+ * `inspect dlq` and `replay`: what sits in the dead-letter queues, why, and moving it back. Reading a
  * queue means receiving its messages (SQS has no peek), so every read holds the messages briefly and
- * then makes them visible again. A replayed message keeps its body and attributes, its `svix-id`
+ * then makes them visible again, and raises SQS's receive count; the attempts shown are therefore the
+ * worker's own count from its failure note (functions/domain/delivery-failure.ts), which no look
+ * changes, and the reason is the note's (a backfill job's: its run's last error). A replayed message keeps its body and attributes, its `svix-id`
  * above all, so it keeps its place in message order and finds what it already stored unchanged.
  */
 
@@ -27,6 +33,9 @@ const RELEASE_AFTER_SECONDS = 1;
 /** Messages read from a DLQ could not be made visible again (they reappear after the hold). */
 export class DeadLetterReleaseError extends Error {}
 
+/** `replay --svix-id` named svix-ids no dead letter has (the others were moved). */
+export class DeadLetterNotFoundError extends Error {}
+
 /** A dead letter, described without its payload. */
 export interface DeadLetter {
   readonly queue: QueueName;
@@ -35,11 +44,17 @@ export interface DeadLetter {
   readonly svix_id: string | null;
   /** The event type; for a backfill job, `backfill:<job type>:<provider>/<resource or workout>`. */
   readonly event_type: string | null;
-  /** Receives so far, this inspection's excluded. */
-  readonly receive_count: number;
   /** When the verifier accepted the delivery (or SQS first got the message). */
   readonly received_at: string;
+  /** The worker's attempts at the delivery before it was dead-lettered; null when no failure was noted. */
+  readonly attempts: number | null;
+  /** Why it failed (`ErrorName: message`, never a payload value): the last attempt's error, or a backfill run's last error. */
+  readonly last_error: string | null;
+  readonly failed_at: string | null;
 }
+
+/** What a message is, before the reason is looked up. */
+type DescribedMessage = Omit<DeadLetter, 'attempts' | 'last_error' | 'failed_at'> & { readonly job?: BackfillJobMessage };
 
 /** The outcome of a replay, per queue. */
 export interface ReplayCount {
@@ -48,13 +63,20 @@ export interface ReplayCount {
   readonly left: number;
 }
 
-function describe(queue: QueueName, message: Message): DeadLetter {
+/** A replay: its count per queue looked in, and the svix-ids asked for that none of them held. */
+export interface DeadLetterReplay {
+  readonly counts: ReplayCount[];
+  readonly notFound: string[];
+}
+
+function describe(queue: QueueName, message: Message): DescribedMessage {
   const attribute = (name: string) => message.MessageAttributes?.[name]?.StringValue;
   let svixId = attribute(ATTRIBUTE.svixId) ?? null;
   let eventType = attribute(ATTRIBUTE.eventType) ?? null;
+  let job: BackfillJobMessage | undefined;
   if (!svixId && !eventType) {
     try {
-      const job = parseJobMessage(message.Body ?? '');
+      job = parseJobMessage(message.Body ?? '');
       if (job.type === 'historical') {
         svixId = job.runId;
         eventType = `backfill:historical:${job.provider}/${job.resource}`;
@@ -71,9 +93,49 @@ function describe(queue: QueueName, message: Message): DeadLetter {
     message_id: message.MessageId!,
     svix_id: svixId,
     event_type: eventType,
-    receive_count: Math.max(0, Number(message.Attributes?.ApproximateReceiveCount ?? 1) - 1),
     received_at: attribute(ATTRIBUTE.receivedAt) ?? new Date(sentAt).toISOString(),
+    ...(job ? { job } : {}),
   };
+}
+
+/**
+ * Adds why each letter failed: a delivery's failure note, or for a backfill job its run's last
+ * error (the run is marked failed with it when its message reaches the DLQ).
+ */
+async function withReasons(
+  target: PipelineTarget,
+  described: readonly DescribedMessage[],
+  onWarning: (text: string) => void,
+): Promise<DeadLetter[]> {
+  const deliveries = described.filter((letter) => !letter.job);
+  let notes: (DeliveryFailure | undefined)[] = [];
+  if (deliveries.length > 0) {
+    try {
+      notes = await new S3DeliveryFailureStore(target.s3, target.bucket, BUCKET.prefixes.deliveryFailures).latestOf(
+        deliveries.map((letter) => ({ ...(letter.svix_id ? { svixId: letter.svix_id } : {}), messageId: letter.message_id })),
+      );
+    } catch (error) {
+      // The dead letters are worth showing without their reasons.
+      onWarning(`Could not read the failure notes (${(error as Error).name}: needs s3:ListBucket and s3:GetObject on ${BUCKET.prefixes.deliveryFailures} of ${target.bucket}): attempts and errors are not shown`);
+    }
+  }
+  const statusesOf = new Map<string, Awaited<ReturnType<typeof readBackfillStatuses>>>();
+  const letters: DeadLetter[] = [];
+  for (const { job, ...letter } of described) {
+    if (job?.type === 'historical') {
+      if (!statusesOf.has(job.userId)) statusesOf.set(job.userId, await readBackfillStatuses(target.dynamodb, target.tables.backfills, { userId: job.userId }));
+      // The run this job belongs to; a newer notice's run may have replaced it since.
+      const run = statusesOf.get(job.userId)!.find((status) => status.provider === job.provider && status.resource === job.resource && status.runId === job.runId);
+      letters.push({ ...letter, attempts: null, last_error: run?.lastError ?? null, failed_at: run?.finishedAt ?? null });
+    } else if (job) {
+      // A workout-stream job keeps no status: its failures are in the backfill's log only.
+      letters.push({ ...letter, attempts: null, last_error: null, failed_at: null });
+    } else {
+      const note = notes[deliveries.findIndex((delivery) => delivery.message_id === letter.message_id)];
+      letters.push({ ...letter, attempts: note?.attempt ?? null, last_error: note?.reason ?? null, failed_at: note?.failedAt ?? null });
+    }
+  }
+  return letters;
 }
 
 /** Receives every message of a queue (holding them for `HOLD_SECONDS`). */
@@ -140,15 +202,16 @@ const queueNames = (target: PipelineTarget, only?: QueueName): QueueName[] =>
 /** Lists the dead letters of every queue (or one), oldest first. */
 export async function inspectDeadLetters(
   target: PipelineTarget,
-  options: { queue?: QueueName; onProgress?: (text: string) => void } = {},
+  options: { queue?: QueueName; onProgress?: (text: string) => void; onWarning?: (text: string) => void } = {},
 ): Promise<DeadLetter[]> {
-  const letters: DeadLetter[] = [];
+  const described: DescribedMessage[] = [];
   for (const queue of queueNames(target, options.queue)) {
     const url = target.queues[queue].deadLetterUrl;
     const messages = await receiveAll(target.sqs, url, (count) => options.onProgress?.(`Reading the ${queue} DLQ: ${count}`));
-    letters.push(...messages.map((message) => describe(queue, message)));
+    described.push(...messages.map((message) => describe(queue, message)));
     await release(target.sqs, url, messages);
   }
+  const letters = await withReasons(target, described, options.onWarning ?? (() => undefined));
   return letters.sort((a, b) => a.received_at.localeCompare(b.received_at));
 }
 
@@ -159,13 +222,15 @@ export async function inspectDeadLetters(
 export async function replayDeadLetters(
   target: PipelineTarget,
   options: { queue?: QueueName; svixIds?: readonly string[]; onProgress?: (text: string) => void } = {},
-): Promise<ReplayCount[]> {
+): Promise<DeadLetterReplay> {
   const wanted = options.svixIds && options.svixIds.length > 0 ? new Set(options.svixIds) : undefined;
+  const found = new Set<string>();
   const counts: ReplayCount[] = [];
   for (const queue of queueNames(target, options.queue)) {
     const { url, deadLetterUrl } = target.queues[queue];
     const messages = await receiveAll(target.sqs, deadLetterUrl, (count) => options.onProgress?.(`Reading the ${queue} DLQ: ${count}`));
     const chosen = messages.filter((message) => !wanted || wanted.has(describe(queue, message).svix_id ?? ''));
+    for (const message of chosen) found.add(describe(queue, message).svix_id ?? '');
     let moved = 0;
     for (const message of chosen) {
       const attributes = resendable(message.MessageAttributes);
@@ -180,5 +245,5 @@ export async function replayDeadLetters(
     await release(target.sqs, deadLetterUrl, kept);
     counts.push({ queue, moved, left: kept.length });
   }
-  return counts;
+  return { counts, notFound: [...(wanted ?? [])].filter((svixId) => !found.has(svixId)) };
 }

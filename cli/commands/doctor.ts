@@ -13,10 +13,13 @@ import {
   localTarget,
   secretsSetCommand,
   SigningSecretUnavailableError,
+  stackClient,
   StackLookupError,
+  stackOptions,
   stackTarget,
   VitalApiKeyUnavailableError,
   type PipelineTarget,
+  type StackLocation,
 } from '../target';
 import { listEndpoints, type ManagementScope } from './register';
 import { checkVitalApiKey, InvalidSecretValueError } from './secrets';
@@ -64,7 +67,7 @@ export interface DoctorCheck {
 
 export interface DoctorOptions {
   /** A deployed stack; the local pipeline of `dataDir` otherwise. */
-  readonly stack?: string;
+  readonly stack?: StackLocation;
   readonly dataDir: string;
   /**
    * Which Data Access API to check the key against: `baseUrlOverride` if given, else the stack's
@@ -99,9 +102,9 @@ const reason = (error: unknown): string => {
   return `${(error as Error).name === 'Error' ? '' : `${(error as Error).name}: `}${cause?.message ?? (error as Error).message}`;
 };
 
-/** A CLI command line for a fix, naming the target's stack when it is one. */
+/** A CLI command line for a fix, naming the target's stack (and its region) when it is one. */
 function command(target: PipelineTarget, args: string): string {
-  return `npx vital-pipeline ${args}${target.origin.kind === 'stack' ? ` --stack ${target.origin.stackName}` : ''}`;
+  return `npx vital-pipeline ${args}${target.origin.kind === 'stack' ? ` ${stackOptions(target.origin.stack)}` : ''}`;
 }
 
 /** Runs `work`; an unexpected error becomes a failed check naming it, so one failure hides no other check. */
@@ -139,18 +142,18 @@ async function openLocal(dataDir: string): Promise<{ target?: PipelineTarget; ch
 }
 
 /** A deployed stack: its outputs. */
-async function openStack(stackName: string): Promise<{ target?: PipelineTarget; check: DoctorCheck }> {
+async function openStack(stack: StackLocation): Promise<{ target?: PipelineTarget; check: DoctorCheck }> {
   try {
-    const target = await stackTarget(stackName);
+    const target = await stackTarget(stack);
     const outputs = target.origin.kind === 'stack' ? Object.keys(target.origin.outputs).length : 0;
-    return { target, check: passed('stack', `${stackName}: ${plural(outputs, 'output')}, webhook URL ${target.webhookUrl}`) };
+    return { target, check: passed('stack', `${stack.name}: ${plural(outputs, 'output')}, webhook URL ${target.webhookUrl}`) };
   } catch (error) {
     if (!(error instanceof StackLookupError)) throw error;
     return {
       check: failed(
         'stack',
         error.message,
-        'check the stack name and the AWS region and credentials in use (AWS_REGION, AWS_PROFILE); npx cdk deploy prints the stack name',
+        'check the stack name, its AWS region (--region, else AWS_REGION) and the credentials in use (AWS_PROFILE); npx cdk deploy prints the stack name',
       ),
     };
   }
@@ -171,7 +174,7 @@ async function checkSigningSecret(target: PipelineTarget): Promise<{ check: Doct
       return { check: failed('signing-secret', error.message, fix) };
     }
     const arn = origin.outputs.SigningSecretArn!;
-    const store = secretsSetCommand(origin.stackName, 'signing-secret');
+    const store = secretsSetCommand(origin.stack, 'signing-secret');
     switch (error.problem) {
       case 'unreadable':
         return {
@@ -199,7 +202,7 @@ async function checkVitalApi(target: PipelineTarget, options: DoctorOptions): Pr
   const { origin } = target;
   const store =
     origin.kind === 'stack'
-      ? secretsSetCommand(origin.stackName, 'api-key')
+      ? secretsSetCommand(origin.stack, 'api-key')
       : 'start npm start with VITAL_API_KEY=<team API key>, and set the same VITAL_API_KEY (and VITAL_API_BASE_URL, if any) here';
   let key: string;
   try {
@@ -244,7 +247,7 @@ function vitalApiToCheck(vitalApi: DoctorOptions['vitalApi'], origin: PipelineTa
   // Where the deployed backfill fetches: what matters, whatever --environment says of the management scope.
   if (deployed) return { base: deployed, which: `the stack's VitalApiBaseUrl output` };
   const chosen = { environment: environment ?? 'production', region: region ?? 'us' } as const;
-  return { base: vitalApiBaseUrl(chosen), which: `--environment ${chosen.environment} --region ${chosen.region}` };
+  return { base: vitalApiBaseUrl(chosen), which: `--environment ${chosen.environment} --vital-region ${chosen.region}` };
 }
 
 /** Sends the synthetic event, waits for the worker to store it, reads it back, and removes it. */
@@ -269,7 +272,7 @@ async function checkRoundTrip(target: PipelineTarget, secrets: SigningSecrets, o
     const body = answer.body.slice(0, 200);
     const storeSecret =
       target.origin.kind === 'stack'
-        ? secretsSetCommand(target.origin.stackName, 'signing-secret')
+        ? secretsSetCommand(target.origin.stack, 'signing-secret')
         : 'restart npm start with the VITAL_WEBHOOK_SECRET used here';
     const fix =
       answer.status === 401
@@ -343,10 +346,10 @@ async function checkDeadLetters(target: PipelineTarget): Promise<DoctorCheck> {
 /** The alarm topic has someone to notify: at least one confirmed subscription. */
 async function checkAlarmSubscription(target: PipelineTarget & { origin: { kind: 'stack' } }): Promise<DoctorCheck> {
   const topicArn = target.origin.outputs.AlarmTopicArn;
-  if (!topicArn) return failed('alarm-subscription', `stack ${target.origin.stackName} has no output AlarmTopicArn`, 'deploy the current version of the stack');
+  if (!topicArn) return failed('alarm-subscription', `stack ${target.origin.stack.name} has no output AlarmTopicArn`, 'deploy the current version of the stack');
   // Loaded only here: no other command needs SNS.
   const { SNSClient, ListSubscriptionsByTopicCommand } = await import('@aws-sdk/client-sns');
-  const client = new SNSClient({});
+  const client = stackClient(SNSClient, target.origin.stack);
   const subscriptions: { SubscriptionArn?: string; Protocol?: string }[] = [];
   try {
     let token: string | undefined;

@@ -1,5 +1,5 @@
 import { parseSigningSecrets } from '../../functions/domain/signing-secrets';
-import { stackOutput, stackOutputs } from '../target';
+import { stackClient, stackOutput, stackOutputs, type StackLocation } from '../target';
 import { UsageError } from '../terminal';
 
 /**
@@ -135,7 +135,7 @@ function valuesFromLines(text: string, wanted: readonly (typeof STACK_SECRETS)[n
 }
 
 export interface SetSecretsOptions {
-  readonly stackName: string;
+  readonly stack: StackLocation;
   /** Which secrets to set; both by default. */
   readonly only?: StackSecretId;
   readonly input?: NodeJS.ReadStream;
@@ -155,8 +155,8 @@ export interface StoredSecret {
 export async function setStackSecrets(options: SetSecretsOptions): Promise<StoredSecret[]> {
   const input = options.input ?? process.stdin;
   const wanted = STACK_SECRETS.filter((secret) => !options.only || secret.id === options.only);
-  const outputs = await stackOutputs(options.stackName);
-  const arns = wanted.map((secret) => stackOutput(options.stackName, outputs, secret.output));
+  const outputs = await stackOutputs(options.stack);
+  const arns = wanted.map((secret) => stackOutput(options.stack.name, outputs, secret.output));
 
   let values: string[];
   if (input.isTTY) {
@@ -168,7 +168,7 @@ export async function setStackSecrets(options: SetSecretsOptions): Promise<Store
   const checked = wanted.map((secret, index) => checkedValue(secret.id, values[index]!));
 
   const { SecretsManagerClient, PutSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
-  const client = new SecretsManagerClient({});
+  const client = stackClient(SecretsManagerClient, options.stack);
   const stored: StoredSecret[] = [];
   try {
     for (const [index, secret] of wanted.entries()) {

@@ -1,4 +1,4 @@
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { failureNoteName, type DeliveryFailure, type DeliveryFailureLog } from '../domain/delivery-failure';
 
 /**
@@ -23,14 +23,26 @@ export class S3DeliveryFailureStore implements DeliveryFailureLog {
     );
   }
 
-  /** The latest failure of a delivery, or `undefined` when none was noted (or it expired). */
-  async latest(delivery: Pick<DeliveryFailure, 'svixId' | 'messageId'>): Promise<DeliveryFailure | undefined> {
-    try {
-      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(delivery) }));
-      return JSON.parse(await object.Body!.transformToString()) as DeliveryFailure;
-    } catch (error) {
-      if ((error as { name?: string }).name === 'NoSuchKey') return undefined;
-      throw error;
-    }
+  /**
+   * The latest failure of each delivery that has a note, by position in `deliveries`. The notes are
+   * listed first and only those found are read: S3 answers a read of a missing key with 403, not
+   * 404, to a caller that may not list the bucket, and a list is one request for many letters.
+   */
+  async latestOf(deliveries: readonly Pick<DeliveryFailure, 'svixId' | 'messageId'>[]): Promise<(DeliveryFailure | undefined)[]> {
+    const noted = new Set<string>();
+    let token: string | undefined;
+    do {
+      const page = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, ContinuationToken: token }));
+      for (const object of page.Contents ?? []) noted.add(object.Key!);
+      token = page.NextContinuationToken;
+    } while (token);
+    return Promise.all(
+      deliveries.map(async (delivery) => {
+        const key = this.key(delivery);
+        if (!noted.has(key)) return undefined;
+        const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+        return JSON.parse(await object.Body!.transformToString()) as DeliveryFailure;
+      }),
+    );
   }
 }

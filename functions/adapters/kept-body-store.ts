@@ -1,14 +1,8 @@
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Delivery, KeptBodyStore, KeptReason } from '../domain/event-processing';
 import { messageCreatedAtMs } from '../domain/message-order';
 import { claimCheckKey, type QueuedEventAttributes } from '../domain/queued-event';
+import { listKeptObjects } from './kept-objects';
 
 /**
  * Where a kept delivery is stored: one object per message, grouped by the day Svix created it (its
@@ -74,24 +68,15 @@ export class S3KeptBodyStore implements KeptBodyStore {
    * written by `keep`) is listed with that fact empty.
    */
   async list(): Promise<KeptBody[]> {
-    const kept: KeptBody[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, ContinuationToken: token }));
-      for (const object of page.Contents ?? []) {
-        const { Metadata = {} } = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: object.Key! }));
-        kept.push({
-          key: object.Key!,
-          reason: Metadata.reason ?? '',
-          svixId: Metadata['svix-id'] ?? '',
-          svixTimestamp: Metadata['svix-timestamp'] ?? '',
-          eventType: decodeURIComponent(Metadata['event-type'] ?? ''),
-          receivedAt: Metadata['received-at'] ?? '',
-          bytes: object.Size ?? 0,
-        });
-      }
-      token = page.NextContinuationToken;
-    } while (token);
+    const kept = (await listKeptObjects(this.s3, this.bucket, this.prefix)).map(({ key, metadata, bytes }) => ({
+      key,
+      reason: metadata.reason ?? '',
+      svixId: metadata['svix-id'] ?? '',
+      svixTimestamp: metadata['svix-timestamp'] ?? '',
+      eventType: decodeURIComponent(metadata['event-type'] ?? ''),
+      receivedAt: metadata['received-at'] ?? '',
+      bytes,
+    }));
     return kept.sort((a, b) => a.receivedAt.localeCompare(b.receivedAt));
   }
 

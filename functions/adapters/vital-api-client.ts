@@ -49,6 +49,16 @@ export function vitalApiBaseUrl(options: {
   return url;
 }
 
+/** The base URL the backfill function fetches from, by the `VITAL_*` settings the stack (or the local pipeline) gives it. */
+export function vitalApiBaseUrlFromEnvironment(env: NodeJS.ProcessEnv = process.env): string {
+  return vitalApiBaseUrl({
+    environment: (env.VITAL_ENVIRONMENT ?? 'production') as VitalEnvironment,
+    region: (env.VITAL_REGION ?? 'us') as VitalRegion,
+    legacyHosts: env.VITAL_API_LEGACY_HOSTS === 'true',
+    override: env.VITAL_API_BASE_URL,
+  });
+}
+
 /** Retry policy for 429/503 and transient network failures. */
 export interface RetryPolicy {
   /** Attempts per request, the first included. */

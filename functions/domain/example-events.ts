@@ -32,6 +32,10 @@ export interface ExampleOptions {
   readonly sampleIntervalSeconds?: number;
   /** `updated_at` of a summary; default `at` + 1 h (created) or + 2 h (updated). */
   readonly updatedAt?: Date | string;
+  /** Days of history a historical notice announces, ending at `at`. @default 30 */
+  readonly historicalDays?: number;
+  /** The resources a new connection makes available. @default sleep and heartrate */
+  readonly availableResources?: readonly string[];
 }
 
 /** Raised for an event type the example generator has no shape for. */
@@ -307,7 +311,7 @@ function providerName(slug: string): string {
 }
 
 function eventData(eventType: string, context: Context): Record<string, unknown> {
-  const { userId, provider, atMs, seed } = context;
+  const { userId, provider, atMs, seed, options } = context;
   const eventClass = classifyEventType(eventType);
   switch (eventClass.family) {
     case 'incremental':
@@ -320,7 +324,7 @@ function eventData(eventType: string, context: Context): Record<string, unknown>
       };
     case 'historical':
       return {
-        user_id: userId, provider, start_date: vitalTime(atMs - 30 * DAY * 1000), end_date: vitalTime(atMs), is_final: true,
+        user_id: userId, provider, start_date: vitalTime(atMs - (options.historicalDays ?? 30) * DAY * 1000), end_date: vitalTime(atMs), is_final: true,
       };
     case 'connection':
       if (eventClass.change === 'error') {
@@ -332,10 +336,12 @@ function eventData(eventType: string, context: Context): Record<string, unknown>
       return {
         user_id: userId, external_user_id: `ext-${seed}`,
         provider: { name: providerName(provider), slug: provider, logo: `https://storage.googleapis.com/vital-assets/${provider}.png` },
-        resource_availability: {
-          sleep: { status: 'available', scope_requirements: { user_granted: { required: ['sleep'], optional: [] }, user_denied: { required: [], optional: [] } } },
-          heartrate: { status: 'available', scope_requirements: { user_granted: { required: ['heartrate'], optional: [] }, user_denied: { required: [], optional: [] } } },
-        },
+        resource_availability: Object.fromEntries(
+          (options.availableResources ?? ['sleep', 'heartrate']).map((resource) => [
+            resource,
+            { status: 'available', scope_requirements: { user_granted: { required: [resource], optional: [] }, user_denied: { required: [], optional: [] } } },
+          ]),
+        ),
       };
     case 'device':
       return { user_id: userId, provider, device_id: deterministicUuid('device', userId, provider), model: 'Gen 3', manufacturer: providerName(provider) };

@@ -232,7 +232,7 @@ describe('a backfill while the Vital API key is not (yet) stored', () => {
     // What `vital-pipeline inspect backfills` shows meanwhile, for a stack and for the local pipeline.
     const dynamodb = new DynamoDBClient({ endpoint: h.endpoints.dynamodb, ...LOCAL_AWS });
     try {
-      const [{ row, lastError }] = await readBackfills(dynamodb, h.resources.tables.backfills, key.userId, { stack: 'vital-prod' });
+      const [{ row, lastError }] = await readBackfills(dynamodb, h.resources.tables.backfills, key.userId, { stack: { name: 'vital-prod' } });
       assert.equal(row.status, 'waiting_for_api_key');
       assert.equal(row.waiting_since, waiting.waitingSince);
       assert.match(row.waiting_reason ?? '', /HTTP 401/);
@@ -254,7 +254,7 @@ describe('a backfill while the Vital API key is not (yet) stored', () => {
     assert.equal(done.nextAttemptAt, undefined);
     const after = new DynamoDBClient({ endpoint: h.endpoints.dynamodb, ...LOCAL_AWS });
     try {
-      const [{ row }] = await readBackfills(after, h.resources.tables.backfills, key.userId, { stack: 'vital-prod' });
+      const [{ row }] = await readBackfills(after, h.resources.tables.backfills, key.userId, { stack: { name: 'vital-prod' } });
       assert.deepEqual(Object.keys(row).sort(), ['end_date', 'held_back', 'provider', 'records', 'resource', 'start_date', 'status'], 'no wait, no hint');
     } finally {
       after.destroy();

@@ -67,7 +67,7 @@ function stackOutputs(name: string): Record<string, string> {
     RawBodyBucketName: state.bucket,
     SigningSecretArn: arn('secretsmanager', `secret:${name}-SigningSecret-AbC123`),
     VitalApiKeySecretArn: arn('secretsmanager', `secret:${name}-VitalApiKey-XyZ789`),
-    // The API its backfill uses: doctor checks the key there, with no --environment or --region.
+    // The API its backfill uses: doctor checks the key there, with no --environment or --vital-region.
     VitalApiBaseUrl: junction.url,
   };
   for (const [table, definition] of Object.entries(TABLES)) outputs[`${definition.id}TableName`] = state.tables[table as keyof typeof TABLES];

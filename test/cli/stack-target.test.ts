@@ -22,7 +22,7 @@ import { startHttpApi, type RunningHttpApi } from '../../local/http-api';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
 import { LOCAL_AWS, standInClients, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 import { isolatedAwsEnvironment, runCli, type CliRun } from '../support/cli-process';
-import { FAKE_ACCOUNT, startFakeAws, type FakeAws } from '../support/fake-aws';
+import { FAKE_ACCOUNT, startFakeAws, startScopeRecorder, type FakeAws } from '../support/fake-aws';
 
 /**
  * `vital-pipeline ... --stack <name>` end to end, without an AWS account. The stack's resources are
@@ -80,14 +80,19 @@ function stackOutputs(stackName: string): Record<string, string> {
 // The CLI, as a user runs it.
 // ---------------------------------------------------------------------------------------------
 
-function cli(...args: string[]): Promise<CliRun> {
-  return runCli(args, {
+/** The CLI's environment: AWS only through the fake and the stand-ins (or what is put in front of them). */
+function environment(dataPlane = { dynamodb: dynamoDb.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint }): Record<string, string> {
+  return {
     ...isolatedAwsEnvironment(emptyDataDir, REGION),
     ...fakeAws.endpointEnvironment,
-    AWS_ENDPOINT_URL_DYNAMODB: dynamoDb.endpoint,
-    AWS_ENDPOINT_URL_SQS: sqsAndS3.endpoint,
-    AWS_ENDPOINT_URL_S3: sqsAndS3.endpoint,
-  }, '', 30_000);
+    AWS_ENDPOINT_URL_DYNAMODB: dataPlane.dynamodb,
+    AWS_ENDPOINT_URL_SQS: dataPlane.sqs,
+    AWS_ENDPOINT_URL_S3: dataPlane.s3,
+  };
+}
+
+function cli(...args: string[]): Promise<CliRun> {
+  return runCli(args, environment(), '', 30_000);
 }
 
 function json<T>(run: CliRun): T {
@@ -354,5 +359,65 @@ describe('vital-pipeline --stack', () => {
     t.diagnostic(lines[0]!);
     assert.match(lines[0]!, /^vital-pipeline: .*NoSuchStack/);
     assert.match(lines[0]!, /Stack with id NoSuchStack does not exist/);
+  });
+
+  it('replay --svix-id of an id no dead letter has: names it and exits 1; the ids found are moved all the same', async () => {
+    const svixId = newMessageId();
+    const deadLetters = new SqsEventQueue({
+      sqs,
+      queueUrl: resources.queues.events.deadLetterUrl,
+      claimChecks: { put: () => assert.fail('no claim check expected'), get: () => assert.fail('no claim check expected') },
+    });
+    const body = JSON.stringify(exampleEvent('daily.data.sleep.created', { userId: USER, seed: 8 }));
+    await deadLetters.enqueue({ svixId, svixTimestamp: String(Math.floor(Date.now() / 1000)), eventType: 'daily.data.sleep.created', receivedAt: new Date().toISOString(), body });
+    const missing = newMessageId();
+
+    const both = await cli('replay', '--stack', STACK, '--queue', 'events', '--svix-id', svixId, '--svix-id', missing, '--json');
+    assert.equal(both.code, 1);
+    assert.deepEqual(JSON.parse(both.stdout), [{ queue: 'events', moved: 1, left: 0 }]);
+    assert.equal(both.stderr, `vital-pipeline: not in the events DLQ, so not replayed: ${missing} (vital-pipeline inspect dlq --stack ${STACK} lists what is there)\n`);
+    const replayed = (await receiveAll(resources.queues.events.url)).filter((message) => svixIdOf(message) === svixId);
+    assert.equal(replayed.length, 1);
+    await deleteAll(resources.queues.events.url, replayed);
+
+    const none = await cli('replay', '--stack', STACK, '--svix-id', missing);
+    assert.equal(none.code, 1);
+    assert.match(none.stdout, /^events: moved 0 message\(s\) from the DLQ back to the queue; 0 left in the DLQ$/m);
+    assert.equal(none.stderr, `vital-pipeline: not in the events or backfill DLQ, so not replayed: ${missing} (vital-pipeline inspect dlq --stack ${STACK} lists what is there)\n`);
+  });
+
+  it('--region reaches every client made for the stack: CloudFormation, Secrets Manager, SNS, DynamoDB, SQS and S3', async () => {
+    // Not the environment's AWS_REGION: a client that missed --region would sign for REGION.
+    const given = 'eu-west-1';
+    const [dynamoDbFront, sqsAndS3Front] = await Promise.all([startScopeRecorder(dynamoDb.endpoint), startScopeRecorder(sqsAndS3.endpoint)]);
+    // The SQS client sends to the host of each queue URL: this stack's lead through the front too.
+    const throughFront = 'VitalWebhookPipeline-through-front';
+    const outputs = Object.entries(stackOutputs(FRESH_STACK)).map(([key, value]) => [key, /(Queue|Dlq)Url$/.test(key) ? value.replace(new URL(value).origin, sqsAndS3Front.url) : value]);
+    fakeAws.stacks.set(throughFront, Object.fromEntries(outputs));
+    const controlPlaneBefore = fakeAws.calls.length;
+    try {
+      const env = environment({ dynamodb: dynamoDbFront.url, sqs: sqsAndS3Front.url, s3: sqsAndS3Front.url });
+      const inRegion = (stack: string, ...args: string[]) => runCli([...args, '--stack', stack, '--region', given], env, '', 30_000);
+      // Between them, every service a command uses for a stack.
+      const runs = await Promise.all([
+        inRegion(STACK, 'inspect', 'records', '--user', USER, '--resource', 'sleep', '--json'),
+        inRegion(STACK, 'inspect', 'unrecognised', '--json'),
+        inRegion(STACK, 'send', '--print', '--type', 'daily.data.sleep.created'),
+        // The placeholder secret stops doctor before its round trip; it still counts the DLQs and reads the alarm topic.
+        inRegion(throughFront, 'doctor', '--json'),
+      ]);
+      for (const run of runs.slice(0, 3)) assert.equal(run.code, 0, run.stderr);
+      const checks = JSON.parse(runs[3]!.stdout) as { check: string; ok: boolean | null }[];
+      assert.equal(checks.find((check) => check.check === 'stack')?.ok, true);
+      assert.equal(checks.find((check) => check.check === 'dead-letter-queues')?.ok, true);
+
+      const scopes = [...fakeAws.calls.slice(controlPlaneBefore).map((call) => call.credentialScope), ...dynamoDbFront.scopes, ...sqsAndS3Front.scopes];
+      const services = (region: string) => new Set(scopes.filter((scope) => scope.startsWith(`${region}/`)).map((scope) => scope.split('/')[1]));
+      assert.deepEqual([...services(given)].sort(), ['cloudformation', 'dynamodb', 's3', 'secretsmanager', 'sns', 'sqs']);
+      assert.deepEqual(scopes.filter((scope) => !scope.startsWith(`${given}/`)), [], 'every request signed for the given region');
+    } finally {
+      fakeAws.stacks.delete(throughFront);
+      await Promise.all([dynamoDbFront.stop(), sqsAndS3Front.stop()]);
+    }
   });
 });

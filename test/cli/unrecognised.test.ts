@@ -14,10 +14,10 @@ import { encodeAttributes } from '../../functions/domain/queued-event';
 import { BUCKET } from '../../functions/shared/resources';
 import { replayUnrecognised } from '../../cli/commands/unrecognised';
 import { localTarget } from '../../cli/target';
+import { localPipelineConfig } from '../../local/config';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
-import { writePipelineState } from '../../local/pipeline-state';
 import { LOCAL_AWS, standInClients, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
-import { isolatedAwsEnvironment, runCli, type CliRun } from '../support/cli-process';
+import { isolatedAwsEnvironment, PROJECT_ROOT, runCli, writeStandInPipelineState, type CliRun } from '../support/cli-process';
 
 /**
  * `inspect unrecognised` and `replay --unrecognised` on the local pipeline: the resources of
@@ -75,18 +75,7 @@ before(async () => {
   const endpoints = { dynamodb: dynamoDb.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint };
   ({ dynamodb, sqs, s3 } = standInClients(endpoints));
   resources = await createLocalResources({ dynamodb, sqs, s3, sqsEndpoint: endpoints.sqs, namePrefix: 'unrecognised-test-' });
-  await writePipelineState(dataDir, {
-    pid: process.pid,
-    startedAt: new Date().toISOString(),
-    port: 0,
-    webhookUrl: 'http://127.0.0.1:9/webhooks/vital',
-    region: LOCAL_AWS.region,
-    endpoints,
-    tables: resources.tables,
-    queues: resources.queues,
-    bucket: resources.bucket,
-    secret: { source: 'environment' },
-  });
+  await writeStandInPipelineState(dataDir, endpoints, resources);
   kept = new S3KeptBodyStore(s3, resources.bucket, BUCKET.prefixes.unrecognised);
 });
 
@@ -147,5 +136,15 @@ describe('vital-pipeline inspect unrecognised / replay --unrecognised (local pip
     const run = await cli('replay', '--unrecognised', '--queue', 'backfill');
     assert.equal(run.code, 2);
     assert.match(run.stderr, /--unrecognised replays into the events queue/);
+  });
+
+  it('from a subdirectory, the CLI finds the data folder npm start uses: a relative LOCAL_DATA_DIR is taken from the project folder', async () => {
+    // From cli/ this path leads nowhere; from the project folder, to this pipeline's data folder.
+    const relative = path.relative(PROJECT_ROOT, dataDir);
+    const env = { ...isolatedAwsEnvironment(dataDir, LOCAL_AWS.region), LOCAL_DATA_DIR: relative };
+    assert.equal(localPipelineConfig(env, []).dataDir, dataDir, 'the folder npm start runs on');
+    const run = await runCli(['inspect', 'unrecognised', '--json'], env, '', 30_000, path.join(PROJECT_ROOT, 'cli'));
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(Array.isArray(JSON.parse(run.stdout)));
   });
 });

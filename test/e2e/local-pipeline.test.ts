@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { exampleEvent } from '../../functions/domain/example-events';
 import { startFakeVitalApi, type FakeVitalApi } from '../../local/fake-vital-api';
-import { freePort } from '../../local/stand-ins';
+import { freePipelinePort } from '../support/pipeline-port';
 
 /**
  * The local pipeline as a user runs it: `npm start` in a child process (its own process group, so
@@ -147,7 +147,7 @@ const records = (user: string, resource: string) => () => cliJson<RecordRow[]>('
 
 before(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'vital-e2e-'));
-  port = await freePort();
+  port = await freePipelinePort();
   fakeApi = await startFakeVitalApi({ apiKey: API_KEY });
   pipeline = await startPipeline();
 });
@@ -191,6 +191,13 @@ describe('npm start and the vital-pipeline CLI', () => {
     assert.equal(ids.length, 3);
     assert.equal(new Set(ids).size, 1, 'every copy carries the same svix-id');
     await eventually(records('user-duplicates', 'sleep'), (found) => found.length === 1);
+    // The console says what each copy did: one stored the record, the others changed nothing.
+    const workerLines = () => pipeline.output().split('\n').filter((line) => line.includes(` ${ids[0]}  `) && / worker /.test(line));
+    await eventually(async () => workerLines(), (found) => found.length === 3);
+    assert.deepEqual(
+      workerLines().map((line) => line.split('daily.data.sleep.created  ')[1]).sort(),
+      ['duplicate: already stored, nothing changed', 'duplicate: already stored, nothing changed', 'stored 1 record'],
+    );
     await sleep(2_000);
     assert.equal((await records('user-duplicates', 'sleep')()).length, 1);
     assert.equal((await cliJson<unknown[]>('inspect', 'dlq')).length, 0);
@@ -218,13 +225,16 @@ describe('npm start and the vital-pipeline CLI', () => {
     assert.equal(sent.code, 0, sent.stderr);
     const svixId = sent.stdout.split(/\s+/)[1]!;
     const letters = await eventually(
-      () => cliJson<{ svix_id: string; event_type: string; receive_count: number }[]>('inspect', 'dlq'),
+      () => cliJson<{ svix_id: string; event_type: string; attempts: number | null; last_error: string | null }[]>('inspect', 'dlq'),
       (found) => found.some((letter) => letter.svix_id === svixId),
       60_000,
     );
     const letter = letters.find((found) => found.svix_id === svixId)!;
     assert.equal(letter.event_type, 'daily.data.activity.created');
-    assert.ok(letter.receive_count >= 5);
+    assert.equal(letter.attempts, 5, 'the worker noted each of its 5 attempts');
+    assert.match(letter.last_error ?? '', /^MalformedEnvelopeError: daily\.data\.activity\.created body does not match its schema/);
+    const again = await cliJson<{ svix_id: string; attempts: number | null }[]>('inspect', 'dlq');
+    assert.equal(again.find((found) => found.svix_id === svixId)?.attempts, 5, 'looking again changes nothing');
     assert.doesNotMatch(JSON.stringify(letters), /no_id/, 'inspect dlq never shows payload values');
 
     const replayed = await cli('replay', '--svix-id', svixId);

@@ -1,6 +1,9 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { LocalResources } from '../../local/local-resources';
+import { writePipelineState, type PipelineState } from '../../local/pipeline-state';
+import { LOCAL_AWS } from '../../local/stand-ins';
 
 /**
  * The `vital-pipeline` CLI run as a user runs it: a child process on the project's Node, its
@@ -34,18 +37,48 @@ export function isolatedAwsEnvironment(home: string, region: string): Record<str
   };
 }
 
-/** Runs `vital-pipeline <args>` with exactly `env`; `input` is written to its stdin, which is then closed. */
-export function runCli(args: readonly string[], env: NodeJS.ProcessEnv, input = '', timeoutMs = 90_000): Promise<CliRun> {
+/**
+ * Runs `vital-pipeline <args>` with exactly `env`, in `cwd` (the project folder unless given); `input`
+ * is written to its stdin, which is then closed.
+ */
+export function runCli(args: readonly string[], env: NodeJS.ProcessEnv, input = '', timeoutMs = 90_000, cwd = PROJECT_ROOT): Promise<CliRun> {
   return new Promise((resolve) => {
     const child = execFile(
       process.execPath,
       [path.join(PROJECT_ROOT, 'cli', 'vital-pipeline.mjs'), ...args],
-      { cwd: PROJECT_ROOT, env, timeout: timeoutMs },
+      { cwd, env, timeout: timeoutMs },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
         resolve({ code, stdout, stderr });
       },
     );
     child.stdin!.end(input);
+  });
+}
+
+/**
+ * Makes `dataDir` the data folder of a local pipeline on the given stand-ins and resources, as
+ * `npm start` would (its state file, with this process as the pipeline's), so the CLI's default
+ * target finds them. Its webhook URL answers nothing, the signing secret is the environment's, and
+ * the Data Access API is `vitalApi` (by default a configured one that answers nothing).
+ */
+export async function writeStandInPipelineState(
+  dataDir: string,
+  endpoints: PipelineState['endpoints'],
+  resources: Pick<LocalResources, 'tables' | 'queues' | 'bucket'>,
+  vitalApi: PipelineState['vitalApi'] = { source: 'configured', url: 'http://127.0.0.1:9' },
+): Promise<void> {
+  await writePipelineState(dataDir, {
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    port: 0,
+    webhookUrl: 'http://127.0.0.1:9/webhooks/vital',
+    region: LOCAL_AWS.region,
+    endpoints,
+    tables: resources.tables,
+    queues: resources.queues,
+    bucket: resources.bucket,
+    secret: { source: 'environment' },
+    vitalApi,
   });
 }

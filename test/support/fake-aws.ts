@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /**
@@ -200,6 +200,41 @@ export async function startFakeAws(options: { region: string }): Promise<FakeAws
       AWS_ENDPOINT_URL_SECRETS_MANAGER: url,
       AWS_ENDPOINT_URL_SNS: url,
     },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A stand-in reached through `startScopeRecorder`, and the credential scope of every request it passed on. */
+export interface ScopeRecorder {
+  readonly url: string;
+  /** `eu-west-1/dynamodb/aws4_request`, one per request, in order. */
+  readonly scopes: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A pass-through in front of a data-plane stand-in (DynamoDB Local, fauxqs), which accept any
+ * region: it records the region and service each request was signed for, and forwards it unchanged.
+ */
+export async function startScopeRecorder(upstream: string): Promise<ScopeRecorder> {
+  const scopes: string[] = [];
+  const server = createServer((request, response) => {
+    scopes.push(credentialScopeOf(request));
+    const forwarded = httpRequest(new URL(request.url ?? '/', upstream), { method: request.method, headers: request.headers }, (answer) => {
+      response.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(response);
+    });
+    forwarded.once('error', () => response.destroy());
+    request.pipe(forwarded);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    scopes,
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { SimulationResult } from '../../cli/commands/simulate';
+import { SIMULATED_RESOURCES } from '../../cli/commands/simulate';
+import type { Output, OutputLine } from '../../local/console-output';
+import { startFakeVitalApi, type FakeVitalApi } from '../../local/fake-vital-api';
+import { SIMULATED_VITAL, startLocalPipeline, type RunningPipeline } from '../../local/pipeline';
+import { runCli } from '../support/cli-process';
+
+/**
+ * `npm start` without a Vital API key runs a simulated Vital API, and `vital-pipeline simulate
+ * connect` plays a user connecting a provider against it: the connection event, the historical
+ * notices, the backfills, the daily events. The CLI runs as a user runs it (a child process); the
+ * expected history comes from a second simulated API with the same seed, which answers the same.
+ */
+
+const silentExceptStartup: string[] = [];
+const lines: OutputLine[] = [];
+const output: Output = { line: (line) => lines.push(line), plain: (text) => silentExceptStartup.push(text) };
+
+let dataDir: string;
+let pipeline: RunningPipeline;
+let twin: FakeVitalApi;
+
+const cliEnvironment = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH ?? '', HOME: dataDir, LOCAL_DATA_DIR: dataDir });
+
+describe('simulate connect against the simulated Vital API', () => {
+  before(async () => {
+    dataDir = await mkdtemp(path.join(tmpdir(), 'simulate-'));
+    pipeline = await startLocalPipeline({ port: 0, dataDir, timeScale: 1, vitalApi: 'simulated' }, output);
+    twin = await startFakeVitalApi({ apiKey: 'twin', ...SIMULATED_VITAL });
+  });
+
+  after(async () => {
+    await Promise.all([pipeline?.stop(), twin?.stop()]);
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('says at start which Vital API the backfill fetches from, on loopback', () => {
+    const line = silentExceptStartup.find((text) => text.startsWith('Vital API: '));
+    assert.match(line ?? '', /^Vital API: simulated, .*\(http:\/\/127\.0\.0\.1:\d+\)\. Try: npx vital-pipeline simulate connect/);
+    assert.equal(pipeline.state.vitalApi.source, 'simulated');
+  });
+
+  it('stores the whole announced history of every resource, then the daily events that follow', async () => {
+    const userId = randomUUID();
+    const run = await runCli(['simulate', 'connect', '--user', userId, '--provider', 'oura', '--days', '3', '--json'], cliEnvironment(), '', 180_000);
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout) as SimulationResult;
+    assert.equal(result.userId, userId);
+    for (const resource of SIMULATED_RESOURCES) {
+      const backfill = result.backfills.find((row) => row.resource === resource);
+      assert.equal(backfill?.status, 'completed', `${resource}: ${backfill?.failure_reason ?? ''}`);
+      const expected = twin.identitiesFor(userId, 'oura', resource, backfill.start_date, backfill.end_date);
+      assert.ok(expected.size > 0, `${resource}: the simulated API holds history for the range`);
+      assert.equal(backfill.records, expected.size, `${resource}: the backfill stored what the API holds`);
+      // A daily summary is a record of its own; today's samples may fall on instants the history holds.
+      const kind = resource === 'heartrate' || resource === 'steps' ? 'timeseries' : 'summary';
+      if (kind === 'summary') assert.equal(result.stored[resource], expected.size + 1, `${resource}: the history and today's record`);
+      else assert.ok(result.stored[resource]! >= expected.size, `${resource}: the history and today's samples`);
+    }
+    // The console said what the worker did with each event.
+    const said = (eventType: string) => lines.filter((line) => line.source === 'worker' && line.eventType === eventType).map((line) => line.text);
+    assert.deepEqual(said('provider.connection.created'), ['stored 1 connection state']);
+    assert.deepEqual(said('historical.data.sleep.created'), ['backfill requested (vital-pipeline inspect backfills)']);
+    for (const resource of SIMULATED_RESOURCES) assert.match(said(`daily.data.${resource}.created`).join(), /^stored \d+ (record|sample)s?$/, resource);
+  });
+
+  it('refuses a pipeline whose backfill fetches from a configured API, and says what to do', async () => {
+    const otherDir = await mkdtemp(path.join(tmpdir(), 'simulate-configured-'));
+    const configured = await startLocalPipeline({ port: 0, dataDir: otherDir, timeScale: 1 }, { line: () => undefined, plain: () => undefined });
+    try {
+      const run = await runCli(['simulate', 'connect', '--provider', 'oura'], { ...cliEnvironment(), LOCAL_DATA_DIR: otherDir });
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, /not from the simulated Vital API: restart npm start without VITAL_API_KEY/);
+    } finally {
+      await configured.stop();
+      await rm(otherDir, { recursive: true, force: true });
+    }
+  });
+});
