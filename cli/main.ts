@@ -23,7 +23,8 @@ import {
 } from './commands/register';
 import { onlyOption, secretLabel, setStackSecrets } from './commands/secrets';
 import { sendEvents, signEvents, type DeliveryFacts, type SendResult, type SignedDelivery } from './commands/send';
-import { requireResource, readBackfills, readConnections, readRecords, type BackfillRow } from './record-queries';
+import { requireResource, readBackfills, readConnections, readRecords, readWorkoutStreamJobs, type BackfillRow } from './record-queries';
+import { S3WorkoutStreamStore } from '../functions/adapters/workout-stream-store';
 import { resolveTarget, stackOptions, type PipelineTarget, type StackLocation } from './target';
 import { didYouMean, printJson, printTable, progress, progressDone, UsageError } from './terminal';
 
@@ -55,7 +56,8 @@ const COMMAND_HELP = {
     usage: 'inspect <what> [options]',
     options: `  inspect records      --user <id> --resource <name> [--provider <slug>] [--from <iso>] [--to <iso>]
   inspect resources    every resource name --resource takes, summary, timeseries or stream (no pipeline needed)
-  inspect backfills    --user <id>
+  inspect backfills    --user <id>   historical runs, and a row per workout-stream job (queued until its
+                         stream is stored)
   inspect connections  --user <id>
   inspect dlq          [--queue events|backfill]   each dead letter with the worker's attempts and its
                          last error (a backfill job: its run's last error); looking changes neither
@@ -347,14 +349,19 @@ async function inspect(args: string[]): Promise<void> {
         const stack = stackLocation(values);
         // The commands suggested below name the same target.
         const sameTarget = stack ? ` ${stackOptions(stack)}` : '';
-        const backfills = await readBackfills(target.dynamodb, target.tables.backfills, required(values.user, '--user'), {
-          ...(stack ? { stack } : {}),
-        });
+        const userId = required(values.user, '--user');
+        const backfills = [
+          ...(await readBackfills(target.dynamodb, target.tables.backfills, userId, { ...(stack ? { stack } : {}) })),
+          ...(await readWorkoutStreamJobs(target.dynamodb, new S3WorkoutStreamStore(target.s3, target.bucket), target.tables.summaries, userId)).map((row) => ({
+            row,
+            ...(row.status === 'queued' ? { lastError: 'no stream stored yet (a workout without one, such as a manual entry, never gets one)' } : {}),
+          })),
+        ];
         if (values.json) return printJson(backfills.map(({ row }) => row));
         printTable(
           ['RESOURCE', 'PROVIDER', 'STATUS', 'START', 'END', 'RECORDS', 'HELD BACK', 'LAST ERROR'],
-          backfills.map(({ row, lastError }) => [
-            row.resource,
+          backfills.map(({ row, lastError }: { row: BackfillRow; lastError?: string }) => [
+            row.workout_id ? `workout_stream ${row.workout_id}` : row.resource,
             row.provider,
             row.status,
             row.start_date,

@@ -3,6 +3,8 @@ import { DynamoDBDocumentClient, QueryCommand, ScanCommand, type QueryCommandInp
 import { statusSortKey } from '../functions/adapters/backfill-status-store';
 import type { StoredConnection } from '../functions/adapters/connection-store';
 import { DynamoDbRecordStore, type TimeRange } from '../functions/adapters/record-store';
+import type { S3WorkoutStreamStore } from '../functions/adapters/workout-stream-store';
+import { streamIsCurrent } from '../functions/domain/backfill-run';
 import type { BackfillState, BackfillStatus } from '../functions/domain/backfill-job';
 import { resourceNamed, RESOURCES, type ResourceDefinition } from '../functions/domain/catalogue';
 import { didYouMean } from './terminal';
@@ -115,6 +117,39 @@ export async function readRecords(
   return query.provider ? rows.filter((row) => row.provider === query.provider) : rows;
 }
 
+/**
+ * The workout-stream jobs of a user, as backfill rows: one per `workout_stream` notice stored, with
+ * `completed` once a stream as new as the notice is in the bucket (the backfill's own rule,
+ * `streamIsCurrent`) and `queued` until then. A job keeps no status of its own: its notice and its
+ * stream are the whole of its state, so a workout the API has no stream for (a manual entry) stays
+ * `queued`, which the table says.
+ */
+export async function readWorkoutStreamJobs(
+  dynamodb: DynamoDBClient,
+  streams: Pick<S3WorkoutStreamStore, 'orderOf'>,
+  summariesTable: string,
+  userId: string,
+): Promise<BackfillRow[]> {
+  const notices = await allSummaryObjects(dynamodb, summariesTable, userId, 'workout_stream');
+  return Promise.all(
+    notices.map(async ({ object, order }) => {
+      const provider = sampleSourceOf((object.source ?? {}) as VitalSource).provider;
+      const workoutId = summaryRecordIdentity('workout_stream', object, order).id;
+      const stored = await streams.orderOf(userId, provider, workoutId);
+      return {
+        resource: 'workout_stream',
+        provider,
+        status: streamIsCurrent(stored, order) ? 'completed' : 'queued',
+        start_date: '',
+        end_date: '',
+        records: stored !== undefined ? 1 : 0,
+        held_back: 0,
+        workout_id: workoutId,
+      } satisfies BackfillRow;
+    }),
+  );
+}
+
 /** One backfill, as `inspect backfills --json` prints it. */
 export interface BackfillRow {
   readonly resource: string;
@@ -128,6 +163,8 @@ export interface BackfillRow {
    */
   readonly ranges?: readonly { readonly start_date: string; readonly end_date: string }[];
   readonly records: number;
+  /** Only for a workout-stream job (`resource` `workout_stream`): the workout whose stream it fetches. */
+  readonly workout_id?: string;
   /** Records the API sent that break the schema, kept under `held-back/` instead of stored. */
   readonly held_back: number;
   /** Only when `failed`: why (the error, never a payload) and when. `vital-pipeline backfill retry` resumes it. */

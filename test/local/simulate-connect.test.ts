@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -68,6 +69,37 @@ describe('simulate connect against the simulated Vital API', () => {
     assert.deepEqual(said('provider.connection.created'), ['stored 1 connection state']);
     assert.deepEqual(said('historical.data.sleep.created'), ['backfill requested (vital-pipeline inspect backfills)']);
     for (const resource of SIMULATED_RESOURCES) assert.match(said(`daily.data.${resource}.created`).join(), /^stored \d+ (record|sample)s?$/, resource);
+  });
+
+  it('lists workout-stream jobs in inspect backfills: completed once the stream is stored, queued (and why) while none is', async () => {
+    const userId = randomUUID();
+    assert.equal((await runCli(['simulate', 'connect', '--user', userId, '--provider', 'oura', '--days', '2', '--json'], cliEnvironment(), '', 180_000)).code, 0);
+    const [known] = twin.identitiesFor(userId, 'oura', 'workouts', new Date(Date.now() - 2 * 86_400_000).toISOString(), new Date().toISOString());
+    assert.ok(known, 'the simulated history holds a workout');
+    const notice = (workoutId: string) => ({
+      event_type: 'daily.data.workout_stream.created',
+      data: { user_id: userId, workout_id: workoutId, provider_id: `p-${workoutId}`, source: { provider: 'oura', type: 'ring' }, sport: { id: 1, name: 'Running', slug: 'running' } },
+      user_id: userId,
+      client_user_id: 'c',
+      team_id: 't',
+    });
+    const file = path.join(dataDir, 'stream-notices.json');
+    await writeFile(file, JSON.stringify([notice(known), notice('no-such-workout')]));
+    assert.equal((await runCli(['send', '--file', file], cliEnvironment())).code, 0);
+
+    type Row = { resource: string; status: string; workout_id?: string };
+    let jobs: Row[] = [];
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(500)) {
+      const listed = await runCli(['inspect', 'backfills', '--user', userId, '--json'], cliEnvironment());
+      jobs = (JSON.parse(listed.stdout) as Row[]).filter((row) => row.resource === 'workout_stream');
+      if (jobs.find((job) => job.workout_id === known)?.status === 'completed' && jobs.length === 2) break;
+    }
+    assert.deepEqual(
+      jobs.map(({ workout_id, status }) => ({ workout_id, status })).sort((a, b) => String(a.workout_id).localeCompare(String(b.workout_id))),
+      [{ workout_id: known, status: 'completed' }, { workout_id: 'no-such-workout', status: 'queued' }].sort((a, b) => a.workout_id.localeCompare(b.workout_id)),
+    );
+    const table = await runCli(['inspect', 'backfills', '--user', userId], cliEnvironment());
+    assert.match(table.stdout, /workout_stream no-such-workout .*no stream stored yet/);
   });
 
   it('refuses a pipeline whose backfill fetches from a configured API, and says what to do', async () => {
