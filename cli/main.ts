@@ -6,6 +6,8 @@ import { catalogueEventTypes, RESOURCES } from '../functions/domain/catalogue';
 import { localDataDir } from '../local/config';
 import type { QueueName } from '../local/local-resources';
 import { retryBackfills, type RetrySelection } from './commands/backfill-retry';
+import { connectionResources, describeProgress, followResync, NothingToResyncError, requestResync, unfinishedError, type ResyncResult } from './commands/backfill-resync';
+import { instantKey } from '../functions/domain/record-identity';
 import { DeadLetterNotFoundError, inspectDeadLetters, replayDeadLetters } from './commands/dead-letters';
 import { inspectUnrecognised, replayUnrecognised } from './commands/unrecognised';
 import { inspectHeldBack } from './commands/held-back';
@@ -23,7 +25,7 @@ import {
 } from './commands/register';
 import { onlyOption, secretLabel, setStackSecrets } from './commands/secrets';
 import { sendEvents, signEvents, type DeliveryFacts, type SendResult, type SignedDelivery } from './commands/send';
-import { requireResource, readBackfills, readConnections, readRecords, readWorkoutStreamJobs, type BackfillRow } from './record-queries';
+import { requireResource, UnknownResourceError, readBackfills, readConnections, readRecords, readWorkoutStreamJobs, type BackfillRow } from './record-queries';
 import { S3WorkoutStreamStore } from '../functions/adapters/workout-stream-store';
 import { resolveTarget, stackOptions, type PipelineTarget, type StackLocation } from './target';
 import { didYouMean, printJson, printTable, progress, progressDone, UsageError } from './terminal';
@@ -80,8 +82,20 @@ const COMMAND_HELP = {
 `,
   },
   backfill: {
-    usage: 'backfill retry [options]',
-    options: `  backfill retry   Resume failed backfill runs from their checkpoints:
+    usage: 'backfill [retry] [options]',
+    options: `  backfill   Resync: fetch a range again from the Vital API, as a historical notice's backfill does
+             (windowed, checkpointed, rate-limited; stored through the same version rules, so a
+             newer stored version is never overwritten; an unfinished run's remainder is kept):
+                --user <id> --provider <slug>
+                --resource <name> | --all   one resource, or every one the user's connection with
+                                      the provider announced that the catalogue can backfill
+                --from <iso> --to <iso>   the range, ISO 8601 (a bare date is its midnight UTC)
+                --wait                show progress until the runs finish; exit 1 if any failed
+                                      (Ctrl-C stops the waiting, not the runs)
+                --json                one JSON array: per resource the outcome (queued, added,
+                                      covered or skipped, with why), run id and range
+                Without --wait it prints the run ids and the inspect backfills command to follow them.
+  backfill retry   Resume failed backfill runs from their checkpoints:
                 --user <id> --provider <slug> --resource <name>   one run
                 --user <id>                                       every failed run of a user
                 --all                                             every failed run of the deployment
@@ -491,8 +505,16 @@ async function backfill(args: string[]): Promise<void> {
     provider: { type: 'string' },
     resource: { type: 'string' },
     all: { type: 'boolean' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    wait: { type: 'boolean' },
   });
-  if (positionals[0] !== 'retry') throw new UsageError(`backfill what? retry${positionals[0] ? ` (not "${positionals[0]}")` : ''}`);
+  if (positionals[0] === undefined) return resync(values);
+  if (positionals[0] !== 'retry') {
+    throw new UsageError(`backfill what? retry, or a resync: backfill --user <id> --provider <slug> --resource <name> --from <iso> --to <iso> (not "${positionals[0]}")`);
+  }
+  const resyncOnly = (['from', 'to', 'wait'] as const).filter((option) => values[option] !== undefined).map((option) => `--${option}`);
+  if (resyncOnly.length > 0) throw new UsageError(`${resyncOnly.join(', ')}: for a resync (backfill without retry); backfill retry resumes failed runs where they stopped`);
   const selection = retrySelection(values);
   const results = await withTarget(values, (target) => retryBackfills(target, selection));
   if (values.json) return printJson(results);
@@ -509,6 +531,78 @@ async function backfill(args: string[]): Promise<void> {
     );
   }
   process.stdout.write(`${RETRY_SCOPE} Follow it with: vital-pipeline inspect backfills --user <id>\n`);
+}
+
+/** A resync's `--from` / `--to`: an ISO 8601 date or time, read by the one strict parser the pipeline reads times with. */
+function resyncTime(value: string | undefined, flag: string): string {
+  if (value === undefined) throw new UsageError(`a resync needs --from <iso> and --to <iso>: ${flag} is missing`);
+  if (instantKey(value) === undefined) throw new UsageError(`${flag} must be an ISO 8601 date or time, such as 2026-05-01 or 2026-05-01T08:00:00Z, not "${value}"`);
+  return value;
+}
+
+/** What a resync asks for, checked before any pipeline is looked for: a wrong command line exits with 2. */
+function resyncRequest(values: { user?: string; provider?: string; resource?: string; all?: boolean; from?: string; to?: string }) {
+  if (!values.user) throw new UsageError('a resync needs --user <id>; to resume failed runs: backfill retry');
+  const provider = values.provider;
+  if (!provider) throw new UsageError('a resync needs --provider <slug>');
+  if (!PROVIDER_SLUG.test(provider)) throw new UsageError(`--provider is a provider slug such as oura or garmin, not "${provider}"`);
+  if (values.all && values.resource) throw new UsageError('--resource or --all, not both: --all resyncs every resource of the user\'s connection');
+  if (!values.all && !values.resource) throw new UsageError('a resync needs --resource <name>, or --all for every resource of the user\'s connection');
+  if (values.resource) {
+    try {
+      requireResource(values.resource);
+    } catch (error) {
+      if (error instanceof UnknownResourceError) throw new UsageError(error.message);
+      throw error;
+    }
+  }
+  const from = resyncTime(values.from, '--from');
+  const to = resyncTime(values.to, '--to');
+  if (instantKey(from)! >= instantKey(to)!) throw new UsageError(`--from must be before --to (${from} is not before ${to})`);
+  return { userId: values.user, provider, from, to, ...(values.resource ? { resource: values.resource } : {}) };
+}
+
+/** `backfill` without `retry`: the on-demand resync (cli/commands/backfill-resync.ts). */
+async function resync(values: { user?: string; provider?: string; resource?: string; all?: boolean; from?: string; to?: string; wait?: boolean; stack?: string; region?: string; json?: boolean }): Promise<void> {
+  const request = resyncRequest(values);
+  const stack = stackLocation(values);
+  const sameTarget = stack ? ` ${stackOptions(stack)}` : '';
+  const results = await withTarget(values, async (target) => {
+    const chosen = request.resource ? { resources: [request.resource], skipped: [] } : await connectionResources(target, request.userId, request.provider);
+    if (chosen.resources.length === 0) {
+      const why = chosen.skipped.map((result) => `${result.resource}: ${result.reason}`).join('; ');
+      throw new NothingToResyncError(`nothing to resync: the connection of user ${request.userId} with ${request.provider} announced no resource this pipeline can backfill (${why})`);
+    }
+    const queued = await requestResync(target, { ...request, resources: chosen.resources });
+    if (!values.wait) return [...queued, ...chosen.skipped];
+    if (!values.json) for (const result of queued) process.stdout.write(`${describeResync(result)}\n`);
+    const followed = await followResync(target, queued, { onProgress: (runs) => progress(describeProgress(runs, queued.length)) });
+    progressDone();
+    return [...followed, ...chosen.skipped];
+  });
+  const unfinished = values.wait ? unfinishedError(results, request.userId, sameTarget, stack) : undefined;
+  if (values.json) printJson(results);
+  else {
+    for (const result of results) {
+      if (values.wait && result.status) process.stdout.write(`${result.status} ${result.resource} (run ${result.continued_in ?? result.run_id}): ${result.records} records stored${result.failure_reason ? `; ${result.failure_reason}` : ''}\n`);
+      else if (!values.wait || result.outcome === 'skipped') process.stdout.write(`${describeResync(result)}\n`);
+    }
+    if (!values.wait) process.stdout.write(`Follow them: vital-pipeline inspect backfills --user ${request.userId}${sameTarget}\n`);
+  }
+  if (unfinished) throw unfinished;
+}
+
+/** One line on what a resync did for a resource. */
+function describeResync(result: ResyncResult): string {
+  switch (result.outcome) {
+    case 'queued': {
+      const range = result.ranges ? result.ranges.map((each) => `${each.start_date} to ${each.end_date}`).join(', ') : `${result.start_date} to ${result.end_date}`;
+      const tookOver = result.took_over ? `, with what run ${result.took_over} had left` : '';
+      return `queued ${result.resource}: run ${result.run_id} fetches ${range} in ${result.windows_total} window${result.windows_total === 1 ? '' : 's'}${tookOver}`;
+    }
+    default:
+      return `${result.outcome} ${result.resource}: ${result.reason}`;
+  }
 }
 
 /** The runs `backfill retry` names: exactly one of a run, a user's failed runs, or `--all`. */
