@@ -10,7 +10,7 @@ import { SIMULATED_RESOURCES } from '../../cli/commands/simulate';
 import type { Output, OutputLine } from '../../local/console-output';
 import { startFakeVitalApi, type FakeVitalApi } from '../../local/fake-vital-api';
 import { SIMULATED_VITAL, startLocalPipeline, type RunningPipeline } from '../../local/pipeline';
-import { runCli } from '../support/cli-process';
+import { runCli, writeStandInPipelineState } from '../support/cli-process';
 
 /**
  * `npm start` without a Vital API key runs a simulated Vital API, and `vital-pipeline simulate
@@ -47,8 +47,11 @@ describe('simulate connect against the simulated Vital API', () => {
     assert.equal(pipeline.state.vitalApi.source, 'simulated');
   });
 
+  /** The user the first case connects; the workout-stream case builds on its history. */
+  let connectedUser: string;
+
   it('stores the whole announced history of every resource, then the daily events that follow', async () => {
-    const userId = randomUUID();
+    const userId = (connectedUser = randomUUID());
     const run = await runCli(['simulate', 'connect', '--user', userId, '--provider', 'oura', '--days', '3', '--json'], cliEnvironment(), '', 180_000);
     assert.equal(run.code, 0, run.stderr);
     const result = JSON.parse(run.stdout) as SimulationResult;
@@ -72,9 +75,8 @@ describe('simulate connect against the simulated Vital API', () => {
   });
 
   it('lists workout-stream jobs in inspect backfills: completed once the stream is stored, queued (and why) while none is', async () => {
-    const userId = randomUUID();
-    assert.equal((await runCli(['simulate', 'connect', '--user', userId, '--provider', 'oura', '--days', '2', '--json'], cliEnvironment(), '', 180_000)).code, 0);
-    const [known] = twin.identitiesFor(userId, 'oura', 'workouts', new Date(Date.now() - 2 * 86_400_000).toISOString(), new Date().toISOString());
+    const userId = connectedUser;
+    const [known] = twin.identitiesFor(userId, 'oura', 'workouts', new Date(Date.now() - 3 * 86_400_000).toISOString(), new Date().toISOString());
     assert.ok(known, 'the simulated history holds a workout');
     const notice = (workoutId: string) => ({
       event_type: 'daily.data.workout_stream.created',
@@ -103,14 +105,15 @@ describe('simulate connect against the simulated Vital API', () => {
   });
 
   it('refuses a pipeline whose backfill fetches from a configured API, and says what to do', async () => {
+    // The state file of a pipeline started with VITAL_API_KEY: the refusal comes before anything is sent.
     const otherDir = await mkdtemp(path.join(tmpdir(), 'simulate-configured-'));
-    const configured = await startLocalPipeline({ port: 0, dataDir: otherDir, timeScale: 1 }, { line: () => undefined, plain: () => undefined });
     try {
+      const { endpoints, tables, queues, bucket } = pipeline.state;
+      await writeStandInPipelineState(otherDir, endpoints, { tables, queues, bucket }, { source: 'configured', url: 'https://api.tryvital.io' });
       const run = await runCli(['simulate', 'connect', '--provider', 'oura'], { ...cliEnvironment(), LOCAL_DATA_DIR: otherDir });
       assert.equal(run.code, 1);
-      assert.match(run.stderr, /not from the simulated Vital API: restart npm start without VITAL_API_KEY/);
+      assert.match(run.stderr, /fetches history from https:\/\/api\.tryvital\.io, not from the simulated Vital API: restart npm start without VITAL_API_KEY/);
     } finally {
-      await configured.stop();
       await rm(otherDir, { recursive: true, force: true });
     }
   });

@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { LocalResources } from '../../local/local-resources';
 import { writePipelineState, type PipelineState } from '../../local/pipeline-state';
 import { LOCAL_AWS } from '../../local/stand-ins';
 
@@ -65,7 +64,7 @@ export function runCli(args: readonly string[], env: NodeJS.ProcessEnv, input = 
 export async function writeStandInPipelineState(
   dataDir: string,
   endpoints: PipelineState['endpoints'],
-  resources: Pick<LocalResources, 'tables' | 'queues' | 'bucket'>,
+  resources: Pick<PipelineState, 'tables' | 'queues' | 'bucket'>,
   vitalApi: PipelineState['vitalApi'] = { source: 'configured', url: 'http://127.0.0.1:9' },
 ): Promise<void> {
   await writePipelineState(dataDir, {
