@@ -59,8 +59,8 @@ export async function run(): Promise<Row[]> {
         target: { on: 'ratio', bound: 'atLeast', limit: 0.8 },
         limitedBy:
           `${requestTimes.length} requests (${dataResponses} pages served, ${rejected} answered 429) in ${formatNumber(spanSeconds)} s; ` +
-          `one job fetches its pages one after another, storing each page (read-merge-write of its buckets) and its checkpoint ` +
-          `before asking for the next: median gap between requests ${formatNumber(medianGapMs)} ms against the ${1000 / ALLOWED_REQUESTS_PER_SECOND} ms R allows`,
+          `one job fetches each page while the one before it is stored (read-merge-write of its buckets, on DynamoDB Local) and checkpointed, ` +
+          `so a request waits for the page two before it to be stored and checkpointed: median gap between requests ${formatNumber(medianGapMs)} ms against the ${1000 / ALLOWED_REQUESTS_PER_SECOND} ms R allows`,
       },
       {
         figure: 'backfill pages lost',

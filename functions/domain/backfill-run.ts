@@ -12,16 +12,21 @@ import type {
   HistoricalJobMessage,
   WorkoutStreamJobMessage,
 } from './backfill-job';
-import { VitalApiClientError, type VitalDataSource } from './backfill-source';
+import { VitalApiClientError, type SummaryFetch, type TimeseriesPage, type VitalDataSource } from './backfill-source';
+import { checkpointAfter, PagesAhead } from './backfill-pages';
 import { API_KEY_MAX_WAIT_MS, API_KEY_NEVER_SET, API_KEY_RETRY_DELAY_SECONDS, classifyBackfillError, deadLetterReason } from './backfill-failure';
 import { sortSamples, sortSummaries, type HeldBackLocation, type HeldBackStore, type SortedRecords } from './held-back';
 
 /**
  * Runs backfill jobs. A historical job loops over pages from its checkpoint while the invocation has
  * time, writing a checkpoint after every page; out of time, it sends itself to the back of the queue
- * (so jobs take turns) and returns. A crash leaves the message unacknowledged: SQS redelivers it and
- * the job resumes at the last checkpoint, re-fetching at most the page (one window, for summaries)
- * in flight. Checkpoints are optimistic: each expects the step sequence it read, so when a duplicate
+ * (so jobs take turns) and returns. The next timeseries page is fetched as soon as its cursor
+ * arrives, while the current one is stored (`PagesAhead`); requests, stores and checkpoints each stay
+ * one at a time and in page order, a checkpoint after the page it covers is stored. Other pages go
+ * one after another. A crash leaves the message unacknowledged: SQS redelivers it and the job
+ * resumes at the last checkpoint, re-fetching at most the pages in flight (one window, for
+ * summaries; the page being stored and the one fetched ahead, for a timeseries). Checkpoints are
+ * optimistic: each expects the step sequence it read, so when a duplicate
  * message or a newer run got there first the invocation stops instead of running a second chain.
  * A workouts page (the listing plus one stream request per workout) is bounded too: the time is
  * asked before each stream, and a page done again skips the streams the run stored
@@ -76,7 +81,23 @@ export interface BackfillRunnerDependencies {
   readonly apiKeyRetryDelaySeconds?: number;
   /** How long a job waits for a working API key before it fails with `api_key_never_set`. @default API_KEY_MAX_WAIT_MS (14 days) */
   readonly apiKeyMaxWaitMs?: number;
+  /**
+   * Timeseries pages one run may have begun and not yet checkpointed (`PagesAhead`): 2 fetches the
+   * next page while the current one is stored, 1 fetches each page once the one before it is
+   * checkpointed. Summary windows and workouts pages always go one by one: a workouts page makes
+   * requests while it is stored (its streams), and the kill test holds summaries to at most one
+   * window fetched twice.
+   * @default TIMESERIES_PAGES_IN_FLIGHT (2)
+   */
+  readonly timeseriesPagesInFlight?: number;
 }
+
+/**
+ * Timeseries pages begun and not yet checkpointed, by default: the page being stored and the next,
+ * fetched meanwhile. Stores go one at a time, so more would only fetch further ahead of them
+ * (docs/performance.md, backfill request rate).
+ */
+export const TIMESERIES_PAGES_IN_FLIGHT = 2;
 
 /** What an invocation did with a historical job message. */
 export type HistoricalJobOutcome =
@@ -107,6 +128,14 @@ interface StreamBudget {
 /** Where a page sits in a run: the held-back location of its records, less their index. */
 type PageLocation = Omit<HeldBackLocation, 'index'>;
 
+/** A page as fetched, not yet stored: a timeseries page with its next cursor, or a window's summaries (no cursor). */
+type FetchedPage =
+  | { readonly kind: 'timeseries'; readonly page: TimeseriesPage; readonly nextCursor: string | null }
+  | { readonly kind: 'summaries'; readonly fetched: SummaryFetch; readonly nextCursor: null };
+
+/** What storing a page did: counts for its checkpoint; `out_of_time` for a workouts page cut short between two streams. */
+type StoredPage = { readonly records: number; readonly heldBack: number; readonly nextCursor: string | null } | 'out_of_time';
+
 /** What an invocation did with a workout stream job message. */
 export type WorkoutStreamJobOutcome = 'stored' | 'skipped' | 'missing' | 'waiting_for_api_key' | 'api_key_never_set';
 
@@ -135,6 +164,7 @@ export class BackfillRunner {
   private readonly now: () => Date;
   private readonly apiKeyRetryDelaySeconds: number;
   private readonly apiKeyMaxWaitMs: number;
+  private readonly timeseriesPagesInFlight: number;
 
   constructor(private readonly deps: BackfillRunnerDependencies) {
     this.now = deps.now ?? (() => new Date());
@@ -143,6 +173,10 @@ export class BackfillRunner {
       throw new RangeError(`apiKeyRetryDelaySeconds must be a whole number from 1 to 900 (SQS DelaySeconds), got ${this.apiKeyRetryDelaySeconds}`);
     }
     this.apiKeyMaxWaitMs = deps.apiKeyMaxWaitMs ?? API_KEY_MAX_WAIT_MS;
+    this.timeseriesPagesInFlight = deps.timeseriesPagesInFlight ?? TIMESERIES_PAGES_IN_FLIGHT;
+    if (!Number.isInteger(this.timeseriesPagesInFlight) || this.timeseriesPagesInFlight < 1) {
+      throw new RangeError(`timeseriesPagesInFlight must be a whole number of at least 1, got ${this.timeseriesPagesInFlight}`);
+    }
   }
 
   /**
@@ -170,42 +204,56 @@ export class BackfillRunner {
       // A waiting run stays waiting until a page is stored: trying the key is not running.
       await statuses.start(key, status.runId, this.now());
       let checkpoint: BackfillCheckpoint = { windowIndex: status.windowIndex, cursor: status.cursor };
-      let pagesDone = status.pagesDone;
       // Streams stored since the run was queued are this run's: a resumed page does not fetch them again.
       const streamsSince = orderKeyOfFetch(Date.parse(status.queuedAt));
-      while (checkpoint.windowIndex < windows.length) {
-        if (!budget.anotherPage()) {
-          await queue.send(message);
-          return 'continued';
+      const pages = new PagesAhead<FetchedPage, StoredPage>({
+        windowCount: windows.length,
+        limit: resource.kind === 'timeseries' ? this.timeseriesPagesInFlight : 1,
+        anotherPage: () => budget.anotherPage(),
+        firstPageNumber: status.pagesDone,
+        fetch: (from) => this.fetchPage(resource, key.userId, key.provider, windows[from.windowIndex]!, from.cursor),
+        store: (fetched, from, page) => this.storePage(resource, { ...key, runId: status.runId, windowIndex: from.windowIndex, page }, fetched, { since: streamsSince, budget }),
+      });
+      try {
+        pages.offer(checkpoint);
+        while (checkpoint.windowIndex < windows.length) {
+          // Undefined when the budget said no before this page was begun.
+          const current = pages.current();
+          if (!current) {
+            await queue.send(message);
+            return 'continued';
+          }
+          const page = await current;
+          if (page === 'out_of_time') {
+            // Mid-page, between two streams: the checkpoint stays at this page; the streams stored are current, so not fetched again.
+            await queue.send(message);
+            return 'continued';
+          }
+          const next = checkpointAfter(checkpoint, page.nextCursor);
+          for (;;) {
+            const completed = next.windowIndex >= windows.length;
+            const advanced = await statuses.advance(
+              key,
+              status.runId,
+              seq,
+              { next, windowsDone: next.windowIndex, pagesAdded: 1, recordsAdded: page.records, heldBackAdded: page.heldBack, completed, windowsTotal },
+              this.now(),
+            );
+            if (advanced) break;
+            // Completing, the run may have been given more windows by a late notice meanwhile: go on into them.
+            const more = completed ? await this.windowsAdded(key, status.runId, seq, windowsTotal) : undefined;
+            if (!more) return 'stale';
+            windows = planRun(listing, more);
+            windowsTotal = more.windowsTotal;
+          }
+          listener?.page?.(resource.name, page.records);
+          seq += 1;
+          checkpoint = next;
+          pages.checkpointed(next, windows.length);
         }
-        const at: PageLocation = { ...key, runId: status.runId, windowIndex: checkpoint.windowIndex, page: pagesDone };
-        const page = await this.fetchAndStorePage(resource, at, windows[checkpoint.windowIndex]!, checkpoint.cursor, { since: streamsSince, budget });
-        if (page === 'out_of_time') {
-          // Mid-page, between two streams: the checkpoint stays at this page; the streams stored are current, so not fetched again.
-          await queue.send(message);
-          return 'continued';
-        }
-        const next = page.nextCursor === null ? { windowIndex: checkpoint.windowIndex + 1, cursor: null } : { windowIndex: checkpoint.windowIndex, cursor: page.nextCursor };
-        for (;;) {
-          const completed = next.windowIndex >= windows.length;
-          const advanced = await statuses.advance(
-            key,
-            status.runId,
-            seq,
-            { next, windowsDone: next.windowIndex, pagesAdded: 1, recordsAdded: page.records, heldBackAdded: page.heldBack, completed, windowsTotal },
-            this.now(),
-          );
-          if (advanced) break;
-          // Completing, the run may have been given more windows by a late notice meanwhile: go on into them.
-          const more = completed ? await this.windowsAdded(key, status.runId, seq, windowsTotal) : undefined;
-          if (!more) return 'stale';
-          windows = planRun(listing, more);
-          windowsTotal = more.windowsTotal;
-        }
-        listener?.page?.(resource.name, page.records);
-        seq += 1;
-        pagesDone += 1;
-        checkpoint = next;
+      } finally {
+        // Pages begun past the last checkpoint are dropped (fetched again from it): none outlives the invocation.
+        await pages.stop();
       }
       return 'completed';
     } catch (error) {
@@ -300,22 +348,26 @@ export class BackfillRunner {
     }
   }
 
-  /**
-   * Fetches one page and stores it: every record the store can identify, the others held back
-   * (`functions/domain/held-back.ts`) with their location, so one bad record neither fails the run
-   * nor is retried for ever.
-   */
-  private async fetchAndStorePage(
-    resource: ResourceDefinition,
-    at: PageLocation,
-    window: BackfillWindow,
-    cursor: string | null,
-    streamBudget: StreamBudget,
-  ): Promise<{ records: number; heldBack: number; nextCursor: string | null } | 'out_of_time'> {
-    const { source, records } = this.deps;
-    const { userId, provider } = at;
+  /** Fetches one page: a timeseries page at `cursor`, or the window's summaries (the listing, for a workout_stream run). */
+  private async fetchPage(resource: ResourceDefinition, userId: string, provider: string, window: BackfillWindow, cursor: string | null): Promise<FetchedPage> {
+    const { source } = this.deps;
     if (resource.kind === 'timeseries') {
       const page = await source.fetchTimeseriesPage(resource, userId, provider, window, cursor);
+      return { kind: 'timeseries', page, nextCursor: page.nextCursor };
+    }
+    return { kind: 'summaries', fetched: await source.fetchSummaries(listingResourceOf(resource), userId, provider, window), nextCursor: null };
+  }
+
+  /**
+   * Stores a fetched page: every record the store can identify, the others held back
+   * (`functions/domain/held-back.ts`) with their location, so one bad record neither fails the run
+   * nor is retried for ever; then, for workouts, the stream of each one.
+   */
+  private async storePage(resource: ResourceDefinition, at: PageLocation, fetched: FetchedPage, streamBudget: StreamBudget): Promise<StoredPage> {
+    const { records } = this.deps;
+    const { userId, provider } = at;
+    if (fetched.kind === 'timeseries') {
+      const { page } = fetched;
       const order = orderKeyOfFetch(page.fetchedAtMs);
       let stored = 0;
       let heldBack = 0;
@@ -329,19 +381,19 @@ export class BackfillRunner {
       return { records: stored, heldBack, nextCursor: page.nextCursor };
     }
     const listing = listingResourceOf(resource);
-    const fetched = await source.fetchSummaries(listing, userId, provider, window);
-    const order = orderKeyOfFetch(fetched.fetchedAtMs);
+    const order = orderKeyOfFetch(fetched.fetched.fetchedAtMs);
+    const { objects } = fetched.fetched;
     // A workout_stream backfill stores no workouts (so sorts none out): a workout without an id simply has no stream to fetch.
     let heldBack = 0;
     let stored = 0;
     if (resource.kind !== 'stream') {
-      const { readable, unreadable } = sortSummaries(listing.name, fetched.objects, order);
+      const { readable, unreadable } = sortSummaries(listing.name, objects, order);
       heldBack = await this.holdBack(at, unreadable);
       for (const object of readable) await records.storeSummary({ userId, resource: resource.name, object, order });
       stored = readable.length;
     }
     // Every listed workout with an id has a stream to fetch, a held-back one (unreadable updated_at) included.
-    const workoutIds = listing === WORKOUTS ? fetched.objects.map((workout) => workout.id).filter((id): id is string => typeof id === 'string') : [];
+    const workoutIds = listing === WORKOUTS ? objects.map((workout) => workout.id).filter((id): id is string => typeof id === 'string') : [];
     const streams = await this.fetchAndStoreStreams(userId, provider, workoutIds, streamBudget);
     if (streams === 'out_of_time') return streams;
     return { records: resource.kind === 'stream' ? streams : stored, heldBack, nextCursor: null };
