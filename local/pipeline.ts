@@ -61,11 +61,14 @@ const CONSUMERS: readonly ConsumerDefinition[] = [
 ];
 
 /**
- * Seams through which a test injects faults into the pipeline `startLocalPipeline` starts (the
- * reliability storm runs on this wiring, not on a copy of it). `npm start` passes none: every one
- * left out leaves the pipeline as `npm start` runs it.
+ * What a test changes in the pipeline `startLocalPipeline` starts: the seams through which it
+ * injects faults (the reliability storm runs on this wiring, not on a copy of it), and where the
+ * stand-ins keep their data. `npm start` passes none: every one left out leaves the pipeline as
+ * `npm start` runs it.
  */
 export interface LocalPipelineHooks {
+  /** Keeps the stand-ins' data in memory, not in the data folder: for a pipeline thrown away at its end, which it speeds up. */
+  readonly standInsInMemory?: boolean;
   /** The Data Access API the backfill fetches from (VITAL_API_BASE_URL, VITAL_API_KEY), instead of `config.vitalApi`'s. */
   readonly vitalApi?: { readonly url: string; readonly apiKey: string };
   /** The team whose events the worker stores (the stack's EXPECTED_TEAM_ID); another team's are quarantined. */
@@ -249,13 +252,14 @@ export async function startLocalPipeline(config: LocalPipelineConfig, output: Ou
     }
 
     output.plain('Starting DynamoDB and fauxqs (SQS, S3)...');
-    const dynamoDbDir = path.join(config.dataDir, 'dynamodb');
-    const sqsAndS3Dir = path.join(config.dataDir, 'sqs-s3');
+    const standInDirs = hooks.standInsInMemory
+      ? undefined
+      : { dynamodb: path.join(config.dataDir, 'dynamodb'), sqsAndS3: path.join(config.dataDir, 'sqs-s3') };
     // DynamoDB Local quietly exits when its folder is missing.
-    await Promise.all([mkdir(dynamoDbDir, { recursive: true }), mkdir(sqsAndS3Dir, { recursive: true })]);
+    if (standInDirs) await Promise.all([mkdir(standInDirs.dynamodb, { recursive: true }), mkdir(standInDirs.sqsAndS3, { recursive: true })]);
     const standIns = await Promise.allSettled([
-      startDynamoDb({ dataDir: dynamoDbDir, port: standInPorts.dynamodb }),
-      startSqsAndS3({ dataDir: sqsAndS3Dir, port: standInPorts.sqsAndS3 }),
+      startDynamoDb({ ...(standInDirs ? { dataDir: standInDirs.dynamodb } : {}), port: standInPorts.dynamodb }),
+      startSqsAndS3({ ...(standInDirs ? { dataDir: standInDirs.sqsAndS3 } : {}), port: standInPorts.sqsAndS3 }),
     ]);
     for (const started of standIns) {
       if (started.status === 'fulfilled') teardown.add(() => (started.value as RunningStandIn).stop());

@@ -143,15 +143,15 @@ export async function startDynalite(options: { dataDir?: string; port?: number }
 /**
  * DynamoDB for the local pipeline: DynamoDB Local (AWS's own emulator, which the tests use) when
  * Java is there, else dynalite in process, so that `npm start` needs nothing but Node. Each engine
- * keeps its own files under `dataDir` (DynamoDB Local's database, dynalite's `dynalite/` folder).
- * Either is reached on `port` (or a free one), through its front.
+ * keeps its own files under `dataDir` (DynamoDB Local's database, dynalite's `dynalite/` folder), or
+ * without one its data in memory. Either is reached on `port` (or a free one), through its front.
  */
-export async function startDynamoDb(options: { dataDir: string; port?: number }): Promise<RunningDynamoDb> {
+export async function startDynamoDb(options: { dataDir?: string; port?: number }): Promise<RunningDynamoDb> {
   try {
     return { engine: 'DynamoDB Local', ...(await startDynamoDbLocal(options)) };
   } catch (error) {
     if (!(error instanceof JavaNotFoundError)) throw error;
-    return startDynalite({ ...options, dataDir: path.join(options.dataDir, 'dynalite') });
+    return startDynalite({ ...options, ...(options.dataDir ? { dataDir: path.join(options.dataDir, 'dynalite') } : {}) });
   }
 }
 

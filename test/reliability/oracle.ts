@@ -6,7 +6,7 @@ import type { Storm, StormMessage } from './storm';
  * every sample identity (user, resource, provider, source type, timestamp, sample type), the newest
  * state of every connection, the backfills announced (the newest event's run for each key), the
  * workouts whose streams were announced, the bodies too large for one queue message, another team's
- * events (quarantined) and the poison messages.
+ * events (quarantined), events of types no catalogue knows (kept for a replay) and the poison messages.
  *
  * "Newest message" is Svix's creation order: a `msg_` id is a KSUID, 27 base-62 characters whose
  * alphabet (0-9, A-Z, a-z) is in ASCII order, so comparing the ids as strings compares creation time
@@ -72,6 +72,8 @@ export interface Oracle {
   readonly claimChecked: ReadonlySet<string>;
   /** Another team's events, by svix-id: each body must be in quarantine and nowhere else. */
   readonly foreign: ReadonlyMap<string, StormMessage>;
+  /** Events of unknown types, by svix-id: each body must be kept under unrecognised/ and listed, and nowhere else. */
+  readonly unrecognised: ReadonlyMap<string, StormMessage>;
 }
 
 /** Within one (user, resource): provider, source type, the timestamp as sent, and the sample type. */
@@ -97,7 +99,8 @@ export type Claim =
   | { readonly kind: 'connection'; readonly key: string }
   | { readonly kind: 'historical'; readonly userId: string; readonly provider: string; readonly resource: string }
   | { readonly kind: 'stream'; readonly key: string; readonly userId: string; readonly provider: string; readonly workoutId: string }
-  | { readonly kind: 'quarantine' };
+  | { readonly kind: 'quarantine' }
+  | { readonly kind: 'unrecognised' };
 
 export function claimsOf(message: StormMessage): Claim[] {
   const { envelope } = message;
@@ -127,6 +130,8 @@ export function claimsOf(message: StormMessage): Claim[] {
     }
     case 'foreign':
       return [{ kind: 'quarantine' }];
+    case 'unrecognised':
+      return [{ kind: 'unrecognised' }];
     default:
       return [];
   }
@@ -141,6 +146,7 @@ export function computeOracle(storm: Pick<Storm, 'messages'>): Oracle {
   const backfills = new Map<string, ExpectedBackfill & { runs: ExpectedBackfill['runs'][number][] }>();
   const claimChecked = new Set<string>();
   const foreign = new Map<string, StormMessage>();
+  const unrecognised = new Map<string, StormMessage>();
   const newestFirst = (a: string, b: string) => (ksuidOf(a) < ksuidOf(b) ? -1 : 1);
 
   for (const message of storm.messages) {
@@ -206,6 +212,9 @@ export function computeOracle(storm: Pick<Storm, 'messages'>): Oracle {
       case 'foreign':
         foreign.set(svixId, message);
         break;
+      case 'unrecognised':
+        unrecognised.set(svixId, message);
+        break;
       case 'poison':
         poisonIds.add(svixId);
         break;
@@ -213,5 +222,5 @@ export function computeOracle(storm: Pick<Storm, 'messages'>): Oracle {
         break;
     }
   }
-  return { summaries, samples, connections, poisonIds, streams, backfills, claimChecked, foreign };
+  return { summaries, samples, connections, poisonIds, streams, backfills, claimChecked, foreign, unrecognised };
 }

@@ -3,7 +3,10 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
 import type { SQSEvent, Context } from 'aws-lambda';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, request as httpRequest, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DynamoDbBackfillStatusStore } from '../../functions/adapters/backfill-status-store';
 import { DynamoDbConnectionStore } from '../../functions/adapters/connection-store';
@@ -12,18 +15,17 @@ import { CachedSigningSecrets } from '../../functions/adapters/signing-secret-so
 import { S3WorkoutStreamStore } from '../../functions/adapters/workout-stream-store';
 import { VitalApiClient } from '../../functions/adapters/vital-api-client';
 import { ATTRIBUTE } from '../../functions/domain/queued-event';
-import { backfillTimeReserveMs, QUEUES, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../../functions/shared/resources';
-import { SqsEventSourceMapping, type SqsFunction } from '../../local/event-source-mapping';
-import { startHttpApi, type RunningHttpApi } from '../../local/http-api';
-import { createLocalResources, type LocalResources } from '../../local/local-resources';
+import type { SqsFunction } from '../../local/event-source-mapping';
 import { startFakeVitalApi, type FakeVitalApi } from '../../local/fake-vital-api';
-import { standInClients, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+import { startLocalPipeline, type LocalPipelineHooks } from '../../local/pipeline';
+import type { PipelineState } from '../../local/pipeline-state';
+import { standInClients } from '../../local/stand-ins';
 import type { Random } from './storm';
 
 /**
- * The whole pipeline on the local stand-ins, composed from the same pieces as `npm start`
- * (`createLocalResources`, `startHttpApi`, `SqsEventSourceMapping`, the handlers wired by their own
- * `*FromEnvironment()` functions), with faults injected at every boundary through real seams:
+ * The whole pipeline as `npm start` runs it (`startLocalPipeline`, on a data folder of its own, the
+ * stand-ins in memory), with faults injected at every boundary through the runner's hooks
+ * (`LocalPipelineHooks`), real seams all:
  *
  * - SQS: a middleware on the handlers' SQS client fails a fraction of SendMessage calls before they
  *   are sent, and loses the answer of a few after they were sent (the sender then retries a message
@@ -33,8 +35,9 @@ import type { Random } from './storm';
  *   the worker or backfill, so SQS redelivers);
  * - the worker crashes mid-batch: it processes a prefix of its batch, then throws, so the poller
  *   redelivers the whole batch after the visibility timeout;
- * - the Vital API answers 429/503 (the fake's own faults), and a proxy in front of it stalls a
- *   fraction of requests past the client's timeout.
+ * - the Vital API answers 429/503 with `Retry-After` and sends some records that break the schema
+ *   (the fake's own faults), and a proxy in front of it stalls a fraction of requests past the
+ *   client's timeout.
  *
  * The verifier reads its signing secrets through `CachedSigningSecrets`, as deployed, from a store
  * value the test can change (`setSigningSecretValue`), so a rotation happens under load; the worker
@@ -54,10 +57,12 @@ export interface FaultRates {
   readonly dynamoThrottleSurfaced: number;
   /** Worker invocations that crash after a prefix of their batch. */
   readonly workerCrash: number;
-  /** Vital API requests answered 429 or 503. */
+  /** Vital API requests answered 429 or 503, with `Retry-After: 1`. */
   readonly vitalTransient: number;
   /** Vital API requests that hang past the client's timeout. */
   readonly vitalTimeout: number;
+  /** Records the Vital API sends breaking the schema, the same ones on every request (held back by the backfill). */
+  readonly vitalBrokenRecords: number;
 }
 
 export const DEFAULT_FAULTS: FaultRates = {
@@ -67,8 +72,9 @@ export const DEFAULT_FAULTS: FaultRates = {
   dynamoThrottleRetried: 0.08,
   dynamoThrottleSurfaced: 0.01,
   workerCrash: 0.05,
-  vitalTransient: 0.25,
+  vitalTransient: 0.15,
   vitalTimeout: 0.08,
+  vitalBrokenRecords: 0.1,
 };
 
 export interface FaultCounters {
@@ -83,15 +89,17 @@ export interface FaultCounters {
 
 export interface StormPipeline {
   readonly webhookUrl: string;
-  readonly secret: string;
-  readonly resources: LocalResources;
+  /** The pipeline's data folder: the CLI finds the pipeline through it (`localTarget`), as a user's would. */
+  readonly dataDir: string;
+  /** What the running pipeline names: stand-in endpoints, tables, queues, bucket. */
+  readonly state: PipelineState;
   readonly records: DynamoDbRecordStore;
   readonly connections: DynamoDbConnectionStore;
   readonly statuses: DynamoDbBackfillStatusStore;
   /** Workout streams, read through the project's own store (its keys, its order metadata). */
   readonly streams: S3WorkoutStreamStore;
   readonly fake: FakeVitalApi;
-  /** The fake Vital API's key, to read what it holds at `fake.url` directly (past the stalling proxy). */
+  /** The pipeline's Vital API key: the one key the fake accepts unless told otherwise (`fake.setApiKey`). */
   readonly apiKey: string;
   readonly faults: FaultCounters;
   /** svix-ids of every message the verifier's SendMessage actually put on the events queue, with counts. */
@@ -104,6 +112,8 @@ export interface StormPipeline {
   readonly streamJobs: Map<string, number>;
   /** Workout streams the backfill fetched and read whole, by workout id. */
   readonly streamFetches: Map<string, number>;
+  /** 429/503 answers the Vital client waited out as their `Retry-After` asked, in all and on workout streams. */
+  readonly retryAfterWaits: { all: number; workoutStreams: number };
   /** Replaces the signing secret's stored value (what Secrets Manager would hold). */
   setSigningSecretValue(value: string): void;
   /** Every read of the stored secret value by the verifier: when, and what it got. */
@@ -125,6 +135,18 @@ const WRITE_COMMANDS = new Set(['PutItemCommand', 'UpdateItemCommand', 'DeleteIt
 const API_KEY = 'storm-api-key';
 /** The Vital API client's per-request timeout in the storm (the default is 30 s). */
 const VITAL_TIMEOUT_MS = 800;
+/**
+ * The `Retry-After` of the fake's 429/503 answers, seconds: the shortest the header can ask for
+ * that is not "now". The storm's client waits it out in the invocation (its longest wait is above it).
+ */
+const VITAL_RETRY_AFTER_SECONDS = 1;
+/**
+ * How soon a backfill waiting for the API key tries again: the runner's scaled delay (45 s at the
+ * storm's scale) would outlast the storm, and what is tested is that the wait ends, not its length.
+ */
+const API_KEY_RETRY_SECONDS = 1;
+/** The local pipeline's console output: the storm reads what it checks from the stores instead. */
+const SILENT_OUTPUT = { line: () => undefined, plain: () => undefined };
 
 /** A proxy to the fake Vital API that stalls a fraction of requests until the client gives up. */
 async function startStallingProxy(target: string, shouldStall: () => boolean, onStall: () => void) {
@@ -196,140 +218,113 @@ export async function startStormPipeline(options: {
   };
 
   try {
-    const [dynamo, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
-    for (const standIn of [dynamo, sqsAndS3] as RunningStandIn[]) stops.push(() => standIn.stop());
-    // The harness's own clients (provisioning, reading, polling) carry no faults.
-    const harnessClients = standInClients({ dynamodb: dynamo.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint });
-    const { dynamodb, sqs, s3 } = harnessClients;
-    stops.push(async () => harnessClients.destroy());
-    const resources = await createLocalResources({
-      dynamodb,
-      sqs,
-      s3,
-      sqsEndpoint: sqsAndS3.endpoint,
-      timeScale: options.timeScale,
-      namePrefix: 'storm-',
-    });
-
     const fake = await startFakeVitalApi({
       apiKey: API_KEY,
       seed: options.seed,
       pageSize: 10,
       samplesPerDay: 24,
-      faults: { transientFraction: options.rates.vitalTransient, retryAfter: '0' },
+      faults: {
+        transientFraction: options.rates.vitalTransient,
+        retryAfter: String(VITAL_RETRY_AFTER_SECONDS),
+        brokenRecords: options.rates.vitalBrokenRecords,
+      },
     });
     stops.push(() => fake.stop());
     const proxy = await startStallingProxy(fake.url, () => chance('vitalTimeout', options.rates.vitalTimeout), () => (faults.vitalTimeouts += 1));
     stops.push(() => proxy.stop());
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'storm-'));
+    stops.push(() => rm(dataDir, { recursive: true, force: true }));
 
-    // The handlers read their settings from the environment, as in Lambda and in `npm start`.
-    Object.assign(process.env, {
-      ...standInEnvironment({ dynamodb: dynamo.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint }),
-      ...resources.environment,
-      VITAL_WEBHOOK_SECRET: options.secret,
-      EXPECTED_TEAM_ID: options.expectedTeamId ?? '',
-      VITAL_API_KEY: API_KEY,
-      VITAL_API_BASE_URL: proxy.url,
-      POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'SILENT',
-      POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
-      POWERTOOLS_TRACE_ENABLED: 'false',
-    });
-    // Imported only now, with the environment set, as a Lambda cold start would.
-    const [clients, verifierModule, workerModule, backfillModule] = await Promise.all([
-      import('../../functions/adapters/aws-clients'),
-      import('../../functions/verifier'),
-      import('../../functions/worker'),
-      import('../../functions/backfill'),
-    ]);
-
-    // Fault seams on the clients the handlers use.
+    // Fault seams on the clients the handlers send with.
     const enqueued = new Map<string, number>();
     let backfillSends = 0;
     const streamJobs = new Map<string, number>();
-    const handlerSqs = clients.sqsClient();
-    handlerSqs.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName !== 'SendMessageCommand') return next(args);
-        const input = args.input as { QueueUrl?: string; MessageAttributes?: Record<string, { StringValue?: string }> };
-        const toEvents = input.QueueUrl === resources.queues.events.url;
-        if (toEvents && chance('eventsSendFailure', options.rates.eventsSendFailure)) {
-          faults.eventsSendFailures += 1;
-          throw Object.assign(new Error('injected: SQS unavailable'), { name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
-        }
-        if (!toEvents) backfillSends += 1;
-        if (!toEvents && chance('backfillSendFailure', options.rates.backfillSendFailure)) {
-          faults.backfillSendFailures += 1;
-          throw Object.assign(new Error('injected: SQS unavailable'), { name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
-        }
-        const result = await next(args);
-        if (!toEvents) {
-          const job = JSON.parse((args.input as { MessageBody?: string }).MessageBody ?? '{}') as { type?: string; workoutId?: string };
-          if (job.type === 'workout_stream' && job.workoutId) streamJobs.set(job.workoutId, (streamJobs.get(job.workoutId) ?? 0) + 1);
-        }
-        if (toEvents) {
-          const svixId = input.MessageAttributes?.[ATTRIBUTE.svixId]?.StringValue ?? '';
-          enqueued.set(svixId, (enqueued.get(svixId) ?? 0) + 1);
-          if (chance('eventsSendLostAnswer', options.rates.eventsSendLostAnswer)) {
-            faults.eventsSendLostAnswers += 1;
-            throw Object.assign(new Error('injected: connection reset after send'), { name: 'TimeoutError', $metadata: {} });
+    const injectFaults: LocalPipelineHooks['handlerClients'] = ({ sqs, dynamodb }, queues) => {
+      sqs.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName !== 'SendMessageCommand') return next(args);
+          const input = args.input as { QueueUrl?: string; MessageAttributes?: Record<string, { StringValue?: string }> };
+          const toEvents = input.QueueUrl === queues.events.url;
+          if (toEvents && chance('eventsSendFailure', options.rates.eventsSendFailure)) {
+            faults.eventsSendFailures += 1;
+            throw Object.assign(new Error('injected: SQS unavailable'), { name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
           }
-        }
-        return result;
-      },
-      { step: 'initialize', name: 'stormSqsFaults' },
-    );
-    const handlerDynamo = clients.dynamoDbClient();
-    // Outside the SDK's retries: the handler sees the throttle.
-    handlerDynamo.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (WRITE_COMMANDS.has(context.commandName ?? '') && chance('dynamoThrottleSurfaced', options.rates.dynamoThrottleSurfaced)) {
-          faults.dynamoThrottlesSurfaced += 1;
-          throw injected(new ProvisionedThroughputExceededException({ message: 'injected: throughput exceeded', $metadata: {} }));
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'stormDynamoSurfacedThrottles' },
-    );
-    // Inside the SDK's retry loop: retried with backoff by the SDK itself.
-    handlerDynamo.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (WRITE_COMMANDS.has(context.commandName ?? '') && chance('dynamoThrottleRetried', options.rates.dynamoThrottleRetried)) {
-          faults.dynamoThrottlesRetried += 1;
-          throw injected(new ThrottlingException({ message: 'injected: rate exceeded', $metadata: {} }));
-        }
-        return next(args);
-      },
-      { step: 'finalizeRequest', priority: 'low', name: 'stormDynamoRetriedThrottles' },
-    );
+          if (!toEvents) backfillSends += 1;
+          if (!toEvents && chance('backfillSendFailure', options.rates.backfillSendFailure)) {
+            faults.backfillSendFailures += 1;
+            throw Object.assign(new Error('injected: SQS unavailable'), { name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } });
+          }
+          const result = await next(args);
+          if (!toEvents) {
+            const job = JSON.parse((args.input as { MessageBody?: string }).MessageBody ?? '{}') as { type?: string; workoutId?: string };
+            if (job.type === 'workout_stream' && job.workoutId) streamJobs.set(job.workoutId, (streamJobs.get(job.workoutId) ?? 0) + 1);
+          }
+          if (toEvents) {
+            const svixId = input.MessageAttributes?.[ATTRIBUTE.svixId]?.StringValue ?? '';
+            enqueued.set(svixId, (enqueued.get(svixId) ?? 0) + 1);
+            if (chance('eventsSendLostAnswer', options.rates.eventsSendLostAnswer)) {
+              faults.eventsSendLostAnswers += 1;
+              throw Object.assign(new Error('injected: connection reset after send'), { name: 'TimeoutError', $metadata: {} });
+            }
+          }
+          return result;
+        },
+        { step: 'initialize', name: 'stormSqsFaults' },
+      );
+      // Outside the SDK's retries: the handler sees the throttle.
+      dynamodb.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (WRITE_COMMANDS.has(context.commandName ?? '') && chance('dynamoThrottleSurfaced', options.rates.dynamoThrottleSurfaced)) {
+            faults.dynamoThrottlesSurfaced += 1;
+            throw injected(new ProvisionedThroughputExceededException({ message: 'injected: throughput exceeded', $metadata: {} }));
+          }
+          return next(args);
+        },
+        { step: 'initialize', name: 'stormDynamoSurfacedThrottles' },
+      );
+      // Inside the SDK's retry loop: retried with backoff by the SDK itself.
+      dynamodb.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (WRITE_COMMANDS.has(context.commandName ?? '') && chance('dynamoThrottleRetried', options.rates.dynamoThrottleRetried)) {
+            faults.dynamoThrottlesRetried += 1;
+            throw injected(new ThrottlingException({ message: 'injected: rate exceeded', $metadata: {} }));
+          }
+          return next(args);
+        },
+        { step: 'finalizeRequest', priority: 'low', name: 'stormDynamoRetriedThrottles' },
+      );
+    };
 
-    // The verifier as wired from its environment, but reading its secrets as deployed (through the
-    // cache in front of Secrets Manager), from a value the test controls.
+    // The verifier reads its secrets as deployed (through the cache in front of Secrets Manager),
+    // from a value the test controls.
     let signingSecretValue = options.secret;
     const signingSecretReads: { atMs: number; value: string }[] = [];
     const cache = options.signingSecretCache ?? { maxAgeMs: 300_000, minRefreshIntervalMs: 30_000 };
-    const verifier = verifierModule.createVerifierHandler({
-      ...verifierModule.verifierFromEnvironment(),
-      secrets: new CachedSigningSecrets({
-        fetch: async () => {
-          signingSecretReads.push({ atMs: Date.now(), value: signingSecretValue });
-          return signingSecretValue;
-        },
-        ...cache,
-      }),
+    const secrets = new CachedSigningSecrets({
+      fetch: async () => {
+        signingSecretReads.push({ atMs: Date.now(), value: signingSecretValue });
+        return signingSecretValue;
+      },
+      ...cache,
     });
-    // One handler invoked concurrently by the pollers, as `npm start` runs it (worker-concurrency.test.ts
-    // shows what this once broke).
-    const worker = workerModule.createWorkerHandler(workerModule.workerFromEnvironment());
-    // The storm's client gives up on a stalled request after VITAL_TIMEOUT_MS instead of 30 s. Its
-    // retries of one request (at worst 4 × 800 ms stalls and 3 × 300 ms waits, 4.1 s) fit the
-    // backfill's timeout at the storm's scale (6 s) with room to store the page: with 5 attempts and
-    // 500 ms waits (6 s) a loaded machine timed invocations out until the job's deliveries ran out.
+    // The storm's client gives up on a stalled request after VITAL_TIMEOUT_MS instead of 30 s, and
+    // waits out a `Retry-After` of VITAL_RETRY_AFTER_SECONDS. Its retries of one request (at worst
+    // three 1 s waits after 429s and a last 800 ms stall, 3.8 s) fit the backfill's timeout at the
+    // storm's scale (6 s) with room to store the page: with 5 attempts and 500 ms waits a loaded
+    // machine timed invocations out until the job's deliveries ran out.
+    const retryAfterWaits = { all: 0, workoutStreams: 0 };
     const source = new VitalApiClient({
       baseUrl: proxy.url,
       apiKey: async () => API_KEY,
       maxRequestsPerSecond: 200,
       requestTimeoutMs: VITAL_TIMEOUT_MS,
-      retry: { maxAttempts: 4, baseDelayMs: 20, maxDelayMs: 300 },
+      retry: { maxAttempts: 4, baseDelayMs: 20, maxDelayMs: VITAL_RETRY_AFTER_SECONDS * 1000 + 100 },
+      // The reason is `GET <path>: HTTP <status>`; other waits (after a stall) are shorter.
+      onRetry: (reason, delayMs) => {
+        if (delayMs < VITAL_RETRY_AFTER_SECONDS * 1000) return;
+        retryAfterWaits.all += 1;
+        if (reason.includes('/stream:')) retryAfterWaits.workoutStreams += 1;
+      },
     });
     // Stream fetches the backfill received whole, by workout (the fake also counts answers the
     // client gave up on before reading them).
@@ -340,13 +335,8 @@ export async function startStormPipeline(options: {
       streamFetches.set(workoutId, (streamFetches.get(workoutId) ?? 0) + 1);
       return stream;
     };
-    const backfill = backfillModule.createBackfillHandler({
-      ...backfillModule.backfillFromEnvironment(),
-      source,
-      timeReserveMs: backfillTimeReserveMs(options.timeScale),
-    });
 
-    const crashingWorker: SqsFunction['handler'] = async (event: SQSEvent, context: Context) => {
+    const crashing = (worker: SqsFunction['handler']): SqsFunction['handler'] => async (event: SQSEvent, context: Context) => {
       if (event.Records.length > 1 && chance('workerCrash', options.rates.workerCrash)) {
         const processed = Math.floor(random() * event.Records.length);
         if (processed > 0) await worker({ Records: event.Records.slice(0, processed) }, context);
@@ -357,52 +347,46 @@ export async function startStormPipeline(options: {
     };
 
     const outcomes = new Map<string, { processed: number; failed: number }>();
-    const mappings = await Promise.all([
-      new SqsEventSourceMapping({
-        sqs,
-        queueUrl: resources.queues.events.url,
-        queueArn: resources.queues.events.arn,
-        settings: { ...QUEUES.events, maxConcurrency: 4 },
-        function: { name: 'worker', timeoutSeconds: resources.queues.events.functionTimeoutSeconds, handler: crashingWorker },
-        onOutcome: (outcome) => {
+    const pipeline = await startLocalPipeline(
+      { port: 0, dataDir, webhookSecret: options.secret, timeScale: options.timeScale },
+      SILENT_OUTPUT,
+      {
+        standInsInMemory: true,
+        vitalApi: { url: proxy.url, apiKey: API_KEY },
+        ...(options.expectedTeamId ? { expectedTeamId: options.expectedTeamId } : {}),
+        handlerClients: injectFaults,
+        verifierDependencies: { secrets },
+        backfillDependencies: { source, apiKeyRetryDelaySeconds: API_KEY_RETRY_SECONDS },
+        wrapWorker: crashing,
+        onMessageOutcome: (queue, outcome) => {
+          if (queue !== 'events') return;
           const svixId = outcome.record.messageAttributes[ATTRIBUTE.svixId]?.stringValue ?? '';
           const counts = outcomes.get(svixId) ?? { processed: 0, failed: 0 };
           counts[outcome.result] += 1;
           outcomes.set(svixId, counts);
         },
-      }).start(),
-      new SqsEventSourceMapping({
-        sqs,
-        queueUrl: resources.queues.backfill.url,
-        queueArn: resources.queues.backfill.arn,
-        settings: QUEUES.backfill,
-        function: { name: 'backfill', timeoutSeconds: resources.queues.backfill.functionTimeoutSeconds, handler: backfill },
-      }).start(),
-    ]);
-    stops.push(async () => {
-      await Promise.all(mappings.map((mapping) => mapping.stop()));
-    });
+      },
+    );
+    stops.push(() => pipeline.stop());
+    const { state } = pipeline;
 
-    const api: RunningHttpApi = await startHttpApi({
-      port: 0,
-      routes: [{ ...WEBHOOK_ROUTE, function: { name: 'verifier', timeoutSeconds: VERIFIER_TIMEOUT_SECONDS, handler: verifier } }],
-    });
-    stops.push(() => api.close());
-    stops.push(async () => [handlerSqs, handlerDynamo].forEach((client) => client.destroy()));
-
+    // The harness's own clients (reading, polling) carry no faults.
+    const { dynamodb, sqs, s3, destroy } = standInClients(state.endpoints);
+    stops.push(async () => destroy());
     const documents = DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } });
     return {
-      webhookUrl: `${api.url}${WEBHOOK_ROUTE.path}`,
-      secret: options.secret,
-      resources,
-      records: new DynamoDbRecordStore(documents, { summariesTable: resources.tables.summaries, timeseriesTable: resources.tables.timeseries }),
-      connections: new DynamoDbConnectionStore(documents, resources.tables.connections),
-      statuses: new DynamoDbBackfillStatusStore(documents, resources.tables.backfills),
-      streams: new S3WorkoutStreamStore(s3, resources.bucket),
+      webhookUrl: pipeline.webhookUrl,
+      dataDir,
+      state,
+      records: new DynamoDbRecordStore(documents, { summariesTable: state.tables.summaries, timeseriesTable: state.tables.timeseries }),
+      connections: new DynamoDbConnectionStore(documents, state.tables.connections),
+      statuses: new DynamoDbBackfillStatusStore(documents, state.tables.backfills),
+      streams: new S3WorkoutStreamStore(s3, state.bucket),
       fake,
       apiKey: API_KEY,
       streamJobs,
       streamFetches,
+      retryAfterWaits,
       setSigningSecretValue: (value) => {
         signingSecretValue = value;
       },
@@ -411,7 +395,7 @@ export async function startStormPipeline(options: {
         const keys: string[] = [];
         let token: string | undefined;
         do {
-          const page = await s3.send(new ListObjectsV2Command({ Bucket: resources.bucket, Prefix: prefix, ContinuationToken: token }));
+          const page = await s3.send(new ListObjectsV2Command({ Bucket: state.bucket, Prefix: prefix, ContinuationToken: token }));
           keys.push(...(page.Contents ?? []).map((object) => object.Key!));
           token = page.IsTruncated ? page.NextContinuationToken : undefined;
         } while (token);
@@ -419,7 +403,7 @@ export async function startStormPipeline(options: {
       },
       getObject: async (key) => {
         try {
-          const object = await s3.send(new GetObjectCommand({ Bucket: resources.bucket, Key: key }));
+          const object = await s3.send(new GetObjectCommand({ Bucket: state.bucket, Key: key }));
           return { body: await object.Body!.transformToString('utf8'), metadata: object.Metadata ?? {} };
         } catch (error) {
           // A missing key answers 403 on the stand-in, as in S3 for a caller without s3:ListBucket.

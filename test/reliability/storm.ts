@@ -23,7 +23,7 @@ function shuffle<T>(random: Random, items: T[]): T[] {
   return items;
 }
 
-export type MessageKind = 'summary' | 'timeseries' | 'historical' | 'connection' | 'stream' | 'foreign' | 'ignored' | 'poison';
+export type MessageKind = 'summary' | 'timeseries' | 'historical' | 'connection' | 'stream' | 'foreign' | 'unrecognised' | 'ignored' | 'poison';
 
 /** How one delivery attempt is signed around the storm's secret rotation. */
 export type Signing = 'old' | 'new' | 'both';
@@ -94,6 +94,16 @@ const SERIES = {
 } as const;
 const PROVIDERS = ['oura', 'garmin', 'fitbit', 'apple_health_kit', 'withings'] as const;
 const HISTORICAL_RESOURCES = ['sleep', 'activity', 'heartrate', 'steps'] as const;
+/**
+ * Event types no catalogue knows (Vital adds types without notice): a new resource, a new provider
+ * event, a change the catalogue has no word for. Each body must be kept for a replay.
+ */
+const UNKNOWN_EVENT_TYPES = [
+  'daily.data.brand_new_resource.created',
+  'provider.brand_new_event.created',
+  'historical.data.brand_new_resource.created',
+  'daily.data.heartrate.deleted',
+] as const;
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -215,15 +225,17 @@ export function generateStorm(options: StormOptions): Storm {
       historicalOf.set(userId, [...(historicalOf.get(userId) ?? []), index]);
     }
 
-    // Events to acknowledge and count, never store: out of scope, unknown, device.
+    // Events to acknowledge, never store: out of scope, device, and an unknown type (kept for a replay).
     if (random() < 0.3) {
-      const type = pick(random, ['labtest.order.updated', 'daily.data.brand_new_resource.created', 'provider.device.created']);
-      add('ignored', { event_type: type, data: { user_id: userId, provider: providers[0] }, user_id: userId, client_user_id: clientUserId, team_id: TEAM_ID } as never, INCREMENTAL_START);
+      const type = pick(random, ['labtest.order.updated', UNKNOWN_EVENT_TYPES[0], 'provider.device.created']);
+      const kind = type === UNKNOWN_EVENT_TYPES[0] ? 'unrecognised' : 'ignored';
+      add(kind, { event_type: type, data: { user_id: userId, provider: providers[0] }, user_id: userId, client_user_id: clientUserId, team_id: TEAM_ID } as never, INCREMENTAL_START);
     }
   });
 
   // What the storm adds on top, drawn from its own random stream so that the messages above stay
-  // the same for a seed: claim-checked batches, workout streams, repeated backfills, another team.
+  // the same for a seed: claim-checked batches, workout streams, repeated backfills, another team,
+  // unknown event types, workout history.
   const more = seededRandom(options.seed ^ 0x2b1d_9e37);
   const sample = <T>(items: readonly T[], count: number): T[] => shuffle(more, [...items]).slice(0, Math.max(0, Math.min(items.length, count)));
   const clientOf = (userId: string) => `client-${options.seed}-${users.indexOf(userId)}`;
@@ -284,6 +296,41 @@ export function generateStorm(options: StormOptions): Storm {
     const type = ['daily.data.sleep.created', 'daily.data.steps.created', 'provider.connection.created', 'historical.data.activity.created'][index % 4]!;
     const event = exampleEvent(type, { userId, clientUserId: `foreign-${index}`, teamId: FOREIGN_TEAM_ID, provider: pick(more, PROVIDERS), at: new Date(INCREMENTAL_START + int(more, 0, 12) * DAY), seed: int(more, 1, 1_000_000) });
     add('foreign', event as never, INCREMENTAL_START + int(more, 0, 12) * DAY);
+  }
+
+  // Our own team's events of types no catalogue knows yet: acknowledged, never stored, each body kept
+  // under unrecognised/ and listed for a replay.
+  const unknownCount = Math.max(2, Math.ceil(options.users / 3));
+  for (let index = 0; index < unknownCount; index += 1) {
+    const userId = pick(more, users);
+    const provider = providersOf.get(userId)![0]!;
+    const at = INCREMENTAL_START + int(more, 0, 12) * DAY + int(more, 0, 23) * HOUR;
+    const envelope = {
+      event_type: UNKNOWN_EVENT_TYPES[index % UNKNOWN_EVENT_TYPES.length]!,
+      data: { user_id: userId, provider, id: deterministicUuid('storm-unknown', options.seed, index), created_at: vitalTime(at), value: int(more, 1, 1000) },
+      user_id: userId,
+      client_user_id: clientOf(userId),
+      team_id: TEAM_ID,
+    };
+    add('unrecognised', envelope, at + int(more, 1, 30) * 1000);
+  }
+
+  // Workout history: five to seven days of workouts announced by a historical event. Its backfill
+  // lists them (one page) and fetches each one's stream inside that page, one request a workout.
+  for (const userId of sample(users, Math.max(1, Math.ceil(options.users / 6)))) {
+    const provider = providersOf.get(userId)![0]!;
+    const from = HISTORY_START + int(more, 0, 10) * DAY;
+    const to = from + int(more, 5, 7) * DAY;
+    const range = { startDate: vitalTime(from), endDate: vitalTime(to) };
+    const envelope = {
+      event_type: 'historical.data.workouts.created',
+      data: { user_id: userId, provider, start_date: range.startDate, end_date: range.endDate },
+      user_id: userId,
+      client_user_id: clientOf(userId),
+      team_id: TEAM_ID,
+    };
+    const index = add('historical', envelope, INCREMENTAL_START + int(more, 0, 5) * DAY);
+    historical.push({ svixId: messages[index]!.svixId, userId, provider, resource: 'workouts', ...range });
   }
 
   // Poison: correctly signed, processable event types whose bodies break their schema. They must be
