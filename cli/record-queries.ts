@@ -5,6 +5,7 @@ import type { StoredConnection } from '../functions/adapters/connection-store';
 import { DynamoDbRecordStore, type TimeRange } from '../functions/adapters/record-store';
 import type { S3WorkoutStreamStore } from '../functions/adapters/workout-stream-store';
 import { streamIsCurrent } from '../functions/domain/backfill-run';
+import { rangesOfRun, type RunRanges } from '../functions/domain/backfill-plan';
 import type { BackfillState, BackfillStatus } from '../functions/domain/backfill-job';
 import { resourceNamed, RESOURCES, type ResourceDefinition } from '../functions/domain/catalogue';
 import { didYouMean } from './terminal';
@@ -150,6 +151,12 @@ export async function readWorkoutStreamJobs(
   );
 }
 
+/** A run's ranges as the CLI prints them, only when it fetches more than one (`start_date`/`end_date` are then their hull). */
+export function rangesField(run: RunRanges): { ranges?: { start_date: string; end_date: string }[] } {
+  const ranges = rangesOfRun(run);
+  return ranges.length > 1 ? { ranges: ranges.map((range) => ({ start_date: range.startDate, end_date: range.endDate })) } : {};
+}
+
 /** One backfill, as `inspect backfills --json` prints it. */
 export interface BackfillRow {
   readonly resource: string;
@@ -234,9 +241,7 @@ export async function readBackfills(
       status: status.state,
       start_date: status.startDate,
       end_date: status.endDate,
-      ...(status.ranges && status.ranges.length > 1
-        ? { ranges: status.ranges.map((range) => ({ start_date: range.startDate, end_date: range.endDate })) }
-        : {}),
+      ...rangesField(status),
       records: status.recordsStored ?? 0,
       held_back: status.heldBack ?? 0,
       ...(status.state === 'failed'

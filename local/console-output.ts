@@ -84,13 +84,22 @@ function describeValue(value: unknown): string {
  * is the function's name when the handler added its Lambda context to the logger.
  */
 export function fromPowertoolsLog(text: string, defaultSource: string): OutputLine | undefined {
-  let log: Record<string, unknown>;
+  const log = jsonObjectOf(text);
+  return log && lineOf(log, defaultSource);
+}
+
+/** A log line's JSON object; `undefined` for text that is not one. */
+function jsonObjectOf(text: string): Record<string, unknown> | undefined {
   try {
-    log = JSON.parse(text) as Record<string, unknown>;
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
-  if (typeof log !== 'object' || log === null || typeof log.level !== 'string' || !('message' in log)) return undefined;
+}
+
+function lineOf(log: Record<string, unknown>, defaultSource: string): OutputLine | undefined {
+  if (typeof log.level !== 'string' || !('message' in log)) return undefined;
   const level = (['DEBUG', 'INFO', 'WARN', 'ERROR'] as const).find((name) => name === log.level) ?? 'ERROR';
   const details = Object.entries(log)
     .filter(([key]) => !hiddenKeys.has(key))
@@ -117,13 +126,12 @@ export interface DeliveryLog {
 
 /** The worker's "Delivery processed" log line, read from its Powertools JSON; `undefined` for any other line. */
 export function deliveryLogOf(text: string): DeliveryLog | undefined {
-  let log: Record<string, unknown>;
-  try {
-    log = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-  if (log?.message !== 'Delivery processed' || typeof log.svixId !== 'string') return undefined;
+  const log = jsonObjectOf(text);
+  return log && deliveryOf(log);
+}
+
+function deliveryOf(log: Record<string, unknown>): DeliveryLog | undefined {
+  if (log.message !== 'Delivery processed' || typeof log.svixId !== 'string') return undefined;
   const count = (value: unknown) => (typeof value === 'number' ? value : 0);
   return { svixId: log.svixId, action: String(log.action), result: String(log.result), written: count(log.written), stale: count(log.stale), unchanged: count(log.unchanged) };
 }
@@ -191,9 +199,11 @@ export function routePowertoolsLogs(
       const text = args.length === 1 && typeof args[0] === 'string' ? args[0] : undefined;
       // Metrics are off locally, so Metrics' warning that an invocation published none is noise.
       if (text?.startsWith(EMPTY_METRICS_WARNING)) return;
-      const delivery = text && options.onDelivery ? deliveryLogOf(text) : undefined;
+      // Parsed once: the same line is looked at as a delivery and as a log line.
+      const log = text === undefined ? undefined : jsonObjectOf(text);
+      const delivery = log && options.onDelivery ? deliveryOf(log) : undefined;
       if (delivery) return options.onDelivery!(delivery);
-      const line = text ? fromPowertoolsLog(text, defaultSource) : undefined;
+      const line = log && lineOf(log, defaultSource);
       if (!line) original(...args);
       else if (shown(line.level ?? 'INFO')) output.line(line);
     };

@@ -3,10 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { QueuedBackfillRequests, SqsBackfillQueue, type BackfillRequestListener } from '../../functions/adapters/backfill-requests';
 import { DynamoDbBackfillStatusStore } from '../../functions/adapters/backfill-status-store';
 import type { BackfillJobKey, BackfillState, BackfillStatus } from '../../functions/domain/backfill-job';
-import { rangesOfRun } from '../../functions/domain/backfill-plan';
 import { resourceNamed } from '../../functions/domain/catalogue';
 import { newMessageId, orderKeyOfDelivery } from '../../functions/domain/message-order';
-import { apiKeyHint, readConnections } from '../record-queries';
+import { apiKeyHint, rangesField, readConnections } from '../record-queries';
 import type { PipelineTarget } from '../target';
 
 /**
@@ -110,11 +109,10 @@ export async function connectionResources(target: PipelineTarget, userId: string
 
 /** What one run fetches, as a result reports it. */
 function fetchedBy(status: BackfillStatus): Pick<ResyncResult, 'start_date' | 'end_date' | 'ranges' | 'windows_total'> {
-  const ranges = rangesOfRun(status);
   return {
     start_date: status.startDate,
     end_date: status.endDate,
-    ...(ranges.length > 1 ? { ranges: ranges.map((range) => ({ start_date: range.startDate, end_date: range.endDate })) } : {}),
+    ...rangesField(status),
     windows_total: status.windowsTotal,
   };
 }

@@ -108,12 +108,13 @@ async function withReasons(
   onWarning: (text: string) => void,
 ): Promise<DeadLetter[]> {
   const deliveries = described.filter((letter) => !letter.job);
-  let notes: (DeliveryFailure | undefined)[] = [];
+  const noteOf = new Map<string, DeliveryFailure | undefined>();
   if (deliveries.length > 0) {
     try {
-      notes = await new S3DeliveryFailureStore(target.s3, target.bucket, BUCKET.prefixes.deliveryFailures).latestOf(
+      const notes = await new S3DeliveryFailureStore(target.s3, target.bucket, BUCKET.prefixes.deliveryFailures).latestOf(
         deliveries.map((letter) => ({ ...(letter.svix_id ? { svixId: letter.svix_id } : {}), messageId: letter.message_id })),
       );
+      deliveries.forEach((letter, index) => noteOf.set(letter.message_id, notes[index]));
     } catch (error) {
       // The dead letters are worth showing without their reasons.
       onWarning(`Could not read the failure notes (${(error as Error).name}: needs s3:ListBucket and s3:GetObject on ${BUCKET.prefixes.deliveryFailures} of ${target.bucket}): attempts and errors are not shown`);
@@ -131,7 +132,7 @@ async function withReasons(
       // A workout-stream job keeps no status: its failures are in the backfill's log only.
       letters.push({ ...letter, attempts: null, last_error: null, failed_at: null });
     } else {
-      const note = notes[deliveries.findIndex((delivery) => delivery.message_id === letter.message_id)];
+      const note = noteOf.get(letter.message_id);
       letters.push({ ...letter, attempts: note?.attempt ?? null, last_error: note?.reason ?? null, failed_at: note?.failedAt ?? null });
     }
   }
@@ -229,8 +230,11 @@ export async function replayDeadLetters(
   for (const queue of queueNames(target, options.queue)) {
     const { url, deadLetterUrl } = target.queues[queue];
     const messages = await receiveAll(target.sqs, deadLetterUrl, (count) => options.onProgress?.(`Reading the ${queue} DLQ: ${count}`));
-    const chosen = messages.filter((message) => !wanted || wanted.has(describe(queue, message).svix_id ?? ''));
-    for (const message of chosen) found.add(describe(queue, message).svix_id ?? '');
+    const chosen = messages.filter((message) => {
+      const svixId = describe(queue, message).svix_id ?? '';
+      if (wanted?.has(svixId)) found.add(svixId);
+      return !wanted || wanted.has(svixId);
+    });
     let moved = 0;
     for (const message of chosen) {
       const attributes = resendable(message.MessageAttributes);

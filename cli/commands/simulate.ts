@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { readBackfills, readRecords, type BackfillRow } from '../record-queries';
 import type { PipelineTarget } from '../target';
 import { UsageError } from '../terminal';
+import type { ExampleOptions } from '../../functions/domain/example-events';
 import { sendEvents, type SendResult } from './send';
 
 /**
@@ -62,7 +63,7 @@ function requireSimulatedVital(target: PipelineTarget): void {
 export async function simulateConnect(target: PipelineTarget, options: SimulateConnectOptions): Promise<SimulationResult> {
   requireSimulatedVital(target);
   const now = options.now ?? new Date();
-  const send = (types: readonly string[], example: Record<string, unknown>) =>
+  const send = (types: readonly string[], example: ExampleOptions) =>
     sendEvents(target, { types, duplicate: 0, example: { userId: options.userId, provider: options.provider, ...example } }, options.onSent);
 
   // 1. The user connects: Vital tells which resources the provider makes available.

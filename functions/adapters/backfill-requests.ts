@@ -4,7 +4,7 @@ import { logger, metrics } from '../shared/observability';
 import { listingResourceOf, resourceNamed } from '../domain/catalogue';
 import type { BackfillRequests, HistoricalNotice, WorkoutStreamNotice } from '../domain/backfill-requests';
 import type { BackfillJobMessage, BackfillQueue, BackfillStatus, BackfillStatusStore } from '../domain/backfill-job';
-import { DEFAULT_WINDOW_DAYS } from '../domain/backfill-plan';
+import { DEFAULT_WINDOW_DAYS, rangesOfRun } from '../domain/backfill-plan';
 import { decideNotice } from '../domain/backfill-supersede';
 import { NamedError } from '../domain/named-error';
 
@@ -116,9 +116,8 @@ export class QueuedBackfillRequests implements BackfillRequests {
     // A historical workout_stream notice backfills the streams of the workouts in its range.
     const listing = listingResourceOf(resource);
     const listener = this.options.listener ?? OBSERVED_REQUESTS;
-    const send = () => this.options.queue.send({ type: 'historical', userId: run.userId, provider: run.provider, resource: run.resource, runId: run.runId });
-    const sendStored = (stored: BackfillStatus) =>
-      this.options.queue.send({ type: 'historical', userId: stored.userId, provider: stored.provider, resource: stored.resource, runId: stored.runId });
+    const send = (of: Pick<BackfillStatus, 'userId' | 'provider' | 'resource' | 'runId'> = run) =>
+      this.options.queue.send({ type: 'historical', userId: of.userId, provider: of.provider, resource: of.resource, runId: of.runId });
     for (let attempt = 1; ; attempt += 1) {
       if (attempt > MAX_QUEUE_ATTEMPTS) throw new BackfillStatusContentionError(`backfill status of ${notice.resource} changed under ${MAX_QUEUE_ATTEMPTS} attempts in a row`);
       const stored = await this.options.statuses.get(run);
@@ -155,9 +154,9 @@ export class QueuedBackfillRequests implements BackfillRequests {
         }
         case 'extend': {
           if (!(await this.options.statuses.extend(run, stored!, decision.plan, decision.reopen, this.now()))) continue;
-          listener.rangesAdded?.(notice.resource, decision.plan.ranges.length - (stored!.ranges?.length || 1), decision.reopen);
+          listener.rangesAdded?.(notice.resource, decision.plan.ranges.length - rangesOfRun(stored!).length, decision.reopen);
           // An unfinished run's job goes on into the windows added; a finished one needs its job again.
-          if (decision.reopen) await sendStored(stored!);
+          if (decision.reopen) await send(stored!);
           return;
         }
       }

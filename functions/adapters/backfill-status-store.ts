@@ -26,7 +26,7 @@ export const statusSortKey = (key: BackfillJobKey): string => `backfill#${key.pr
  * stored for its key: next to that run's status item, under the same `backfill#` prefix, so
  * `inspect backfills` lists it as a failed run with its reason.
  */
-export const rejectedNoticeSortKey = (key: BackfillJobKey, runId: string): string => `${statusSortKey(key)}#notice#${runId}`;
+const rejectedNoticeSortKey = (key: BackfillJobKey, runId: string): string => `${statusSortKey(key)}#notice#${runId}`;
 
 /** Runs a conditional write; false when its condition did not hold. */
 async function conditionally(write: Promise<unknown>): Promise<boolean> {

@@ -77,6 +77,10 @@ function intervalOf(listing: Listing, range: BackfillRange): Interval {
   return listing.dateParameters === 'date' ? [Math.floor(startMs / DAY_MS), Math.floor(endMs / DAY_MS)] : [startMs, endMs];
 }
 
+/** The one range from the earliest start to the latest end of `intervals`. */
+const hullOf = (listing: Listing, intervals: readonly Interval[]): BackfillRange =>
+  rangeOf(listing, [Math.min(...intervals.map(([lo]) => lo)), Math.max(...intervals.map(([, hi]) => hi))]);
+
 function rangeOf(listing: Listing, [lo, hi]: Interval): BackfillRange {
   return listing.dateParameters === 'date'
     ? { startDate: toDateOnly(lo * DAY_MS), endDate: toDateOnly(hi * DAY_MS) }
@@ -134,13 +138,13 @@ export function remainingRanges(listing: Listing, run: BackfillStatus): Backfill
 /** A run's ranges as its status records them: one range plain, several with their hull. */
 function planned(listing: Listing, intervals: readonly Interval[], windowDays: number): PlannedRanges {
   const ranges = intervals.map((interval) => rangeOf(listing, interval));
-  const hull = rangeOf(listing, [Math.min(...intervals.map(([lo]) => lo)), Math.max(...intervals.map(([, hi]) => hi))]);
+  const hull = hullOf(listing, intervals);
   const plan = ranges.length > 1 ? { ...hull, ranges } : hull;
   return { ...plan, windowsTotal: planRun(listing, { ...plan, windowDays }).length };
 }
 
 /** Whether a notice comes after the stored run's: runs stored before run orders existed are older than any. */
-export const isNewerNotice = (notice: Pick<NoticeRange, 'order'>, stored: Pick<BackfillStatus, 'runOrder'>): boolean => (stored.runOrder ?? '') < notice.order;
+const isNewerNotice = (notice: Pick<NoticeRange, 'order'>, stored: Pick<BackfillStatus, 'runOrder'>): boolean => (stored.runOrder ?? '') < notice.order;
 
 /**
  * What `notice` does to `stored` (the status read for its key, undefined when none): see the rule
@@ -167,7 +171,7 @@ export function decideNotice(listing: Listing, notice: NoticeRange, stored: Back
   if (added.length === 0) return { kind: 'covered' };
   const ranges = [...runs, ...added.map((interval) => rangeOf(listing, interval))];
   const all = ranges.map((range) => intervalOf(listing, range));
-  const hull = rangeOf(listing, [Math.min(...all.map(([lo]) => lo)), Math.max(...all.map(([, hi]) => hi))]);
+  const hull = hullOf(listing, all);
   return {
     kind: 'extend',
     plan: { ...hull, ranges, windowsTotal: planRun(listing, { ...hull, ranges, windowDays: stored.windowDays }).length },
