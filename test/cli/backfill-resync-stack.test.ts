@@ -5,8 +5,6 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,7 +18,7 @@ import { accessRequestsOf, signerOf } from '../../local/aws-access';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
 import { LOCAL_AWS, standInClients, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 import { isolatedAwsEnvironment, PROJECT_ROOT, runCli } from '../support/cli-process';
-import { FAKE_ACCOUNT, startFakeAws, type FakeAws } from '../support/fake-aws';
+import { FAKE_ACCOUNT, startFakeAws, startForwarder, type FakeAws } from '../support/fake-aws';
 
 /**
  * `vital-pipeline backfill --stack <name>`: the resync registered in a deployed stack's tables and
@@ -51,33 +49,14 @@ interface ActionRecorder {
 
 async function startActionRecorder(upstream: string): Promise<ActionRecorder> {
   const actions = new Set<string>();
-  const server = createServer(async (request, response) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of request) chunks.push(chunk as Buffer);
-    const body = Buffer.concat(chunks);
+  const forwarder = await startForwarder(upstream, (request, body) => {
     const signer = signerOf(request.headers);
-    if (signer) {
-      for (const access of accessRequestsOf({ method: request.method ?? 'GET', url: request.url ?? '/', headers: request.headers, body }, signer.service)) {
-        actions.add(`${access.action} ${access.resource.split(/[:/]/).at(-1)}`);
-      }
+    if (!signer) return;
+    for (const access of accessRequestsOf({ method: request.method ?? 'GET', url: request.url ?? '/', headers: request.headers, body }, signer.service)) {
+      actions.add(`${access.action} ${access.resource.split(/[:/]/).at(-1)}`);
     }
-    const forwarded = httpRequest(new URL(request.url ?? '/', upstream), { method: request.method, headers: request.headers }, (answer) => {
-      response.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(response);
-    });
-    forwarded.once('error', () => response.destroy());
-    forwarded.end(body);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    actions,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { ...forwarder, actions };
 }
 
 /** The stack's outputs, its queues reached through the front (the SQS client sends to each queue URL's host). */

@@ -216,29 +216,43 @@ export interface ScopeRecorder {
   stop(): Promise<void>;
 }
 
-/**
- * A pass-through in front of a data-plane stand-in (DynamoDB Local, fauxqs), which accept any
- * region: it records the region and service each request was signed for, and forwards it unchanged.
- */
-export async function startScopeRecorder(upstream: string): Promise<ScopeRecorder> {
-  const scopes: string[] = [];
-  const server = createServer((request, response) => {
-    scopes.push(credentialScopeOf(request));
+/** A pass-through on loopback in front of a stand-in, that lets a test look at each request it forwards. */
+export interface Forwarder {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** Forwards every request to `upstream` unchanged, after `observe` has seen it and its body. */
+export async function startForwarder(upstream: string, observe: (request: IncomingMessage, body: Buffer) => void): Promise<Forwarder> {
+  const server = createServer(async (request, response) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    observe(request, body);
     const forwarded = httpRequest(new URL(request.url ?? '/', upstream), { method: request.method, headers: request.headers }, (answer) => {
       response.writeHead(answer.statusCode ?? 502, answer.headers);
       answer.pipe(response);
     });
     forwarded.once('error', () => response.destroy());
-    request.pipe(forwarded);
+    forwarded.end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    scopes,
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * A pass-through in front of a data-plane stand-in (DynamoDB Local, fauxqs), which accept any
+ * region: it records the region and service each request was signed for, and forwards it unchanged.
+ */
+export async function startScopeRecorder(upstream: string): Promise<ScopeRecorder> {
+  const scopes: string[] = [];
+  const forwarder = await startForwarder(upstream, (request) => scopes.push(credentialScopeOf(request)));
+  return { ...forwarder, scopes };
 }
