@@ -205,7 +205,9 @@ describe('concurrency cap', () => {
   afterEach(() => h.endCase());
 
   it('never has more requests in flight at Vital than the mapping runs invocations', async () => {
-    h.fake.setFaults({ delayMs: 20 });
+    // Each answer takes longer than a page's store, so two invocations' requests surely overlap in
+    // time (with 20 ms they overlapped only by chance, and once in a CI run did not).
+    h.fake.setFaults({ delayMs: 150 });
     const stop = await h.startBackfill({ concurrency: 2 });
     try {
       const jobs = ['activity', 'sleep', 'body', 'steps', 'hrv'].map((resource) => ({ userId: freshUser(), provider: 'oura', resource }));
