@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { startHarness } from '../test/backfill/harness';
+import { describePublished, publishedOf } from './change-events';
 import { formatNumber, type Row } from './report';
 import { median } from './timing';
 
@@ -51,6 +52,7 @@ export async function run(): Promise<Row[]> {
     const lost = lostPages(expected, stored);
     const rejected = byStatus.get(429) ?? 0;
     const medianGapMs = median(requestTimes.slice(1).map((at, index) => at - requestTimes[index]!));
+    const published = publishedOf(harness.changes.events(), harness.changes.bus.calls.length);
     return [
       {
         figure: `backfill request rate, fake API allowing R = ${ALLOWED_REQUESTS_PER_SECOND}/s`,
@@ -68,6 +70,15 @@ export async function run(): Promise<Row[]> {
         baseline: { value: Math.ceil(expected.size / PAGE_SIZE), unit: 'pages', label: 'pages the API holds' },
         target: { on: 'value', bound: 'atMost', limit: 0 },
         limitedBy: `${stored.size} of ${expected.size} samples the API holds for the range are stored`,
+      },
+      {
+        figure: 'change events billed per backfill page (PutEvents entries of 64 KB)',
+        measured: { value: published.billed / dataResponses, unit: 'entries' },
+        baseline: { value: 2 + 1 / dataResponses, unit: 'entries', label: 'records and progress per page, one finish per run' },
+        target: { on: 'ratio', bound: 'atMost', limit: 1 },
+        limitedBy:
+          `${published.entries} entries (${describePublished(published)}) in ${published.calls} PutEvents calls for ${dataResponses} pages; ` +
+          `the largest ${formatNumber(published.largest)} bytes (docs/cost.md)`,
       },
     ];
   } finally {

@@ -7,6 +7,8 @@
  *  - DynamoDB Local: each request gets `ReturnConsumedCapacity: TOTAL` added (the stores do not ask
  *    for it), and the units DynamoDB Local reports are summed (reads and writes apart).
  *  - fauxqs (SQS and S3 on one endpoint): requests by action; SQS payload in 64 KB chunks.
+ *  - the EventBridge stand-in: the change events the handlers publish, as PutEvents bills them
+ *    (entries in 64 KB chunks), and the calls they take.
  *  - stdout/stderr at INFO level: the bytes CloudWatch Logs would ingest from the functions (EMF
  *    metric lines included), plus the Lambda platform lines, which are estimated.
  *  - handler wall time per invocation: a LOCAL PROXY for Lambda duration (loopback stand-ins, no
@@ -35,6 +37,7 @@ import { LOCAL_AWS, startDynamoDbLocal, startSqsAndS3 } from '../local/stand-ins
 import { captureProcessOutput } from '../test/observability/capture-output';
 import { svixHeaders } from '../test/support/signing';
 import { webhookRequestEvent } from '../test/support/http-api-event';
+import { describePublished, startBenchEventBridge, type PublishedChangeEvents } from './change-events';
 
 // ---------------------------------------------------------------------------------------------
 // Counting proxies
@@ -189,6 +192,7 @@ interface PhaseResult {
   apiRequests: number;
   /** Messages the event source mapping would receive and delete (events + backfill jobs). */
   esm: { eventsMessages: number; backfillMessages: number };
+  changeEvents: PublishedChangeEvents;
   /** What one verifier and one worker invocation wrote, to read line sizes. */
   sampleLog: string[];
 }
@@ -234,7 +238,7 @@ function historicalEvents(): string[] {
 
 async function main(): Promise<void> {
   const jsonOut = process.argv.includes('--json') ? process.argv[process.argv.indexOf('--json') + 1] : undefined;
-  const [dynamo, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
+  const [dynamo, sqsAndS3, changeEvents] = await Promise.all([startDynamoDbLocal(), startSqsAndS3(), startBenchEventBridge()]);
   const fake = await startFakeVitalApi({ apiKey: API_KEY, samplesPerDay: 86_400 / HEART_RATE_EVERY_SECONDS, pageSize: 100 });
   const dynamoProxy = await startProxy(dynamo.endpoint, dynamoInspector);
   const fauxqsProxy = await startProxy(sqsAndS3.endpoint, sqsAndS3Inspector);
@@ -257,6 +261,7 @@ async function main(): Promise<void> {
     VITAL_API_KEY: API_KEY,
     VITAL_API_BASE_URL: fake.url,
     VITAL_API_MAX_REQUESTS_PER_SECOND: '1000',
+    ...changeEvents.environment,
   });
   delete process.env.POWERTOOLS_METRICS_DISABLED;
   const verifier = createVerifierHandler(verifierFromEnvironment());
@@ -281,6 +286,7 @@ async function main(): Promise<void> {
   async function phase(name: string, bodies: string[]): Promise<PhaseResult> {
     counters = newCounters();
     fake.resetCounters();
+    changeEvents.reset();
     const result: PhaseResult = {
       name,
       events: bodies.length,
@@ -292,6 +298,7 @@ async function main(): Promise<void> {
       counters,
       apiRequests: 0,
       esm: { eventsMessages: 0, backfillMessages: 0 },
+      changeEvents: changeEvents.published(),
       sampleLog: [],
     };
     const timed = async <T>(fn: 'verifier' | 'worker' | 'backfill', run: () => Promise<T>): Promise<T> => {
@@ -332,6 +339,7 @@ async function main(): Promise<void> {
       }
     }
     result.apiRequests = fake.counters.requests;
+    result.changeEvents = changeEvents.published();
     return result;
   }
 
@@ -360,7 +368,7 @@ async function main(): Promise<void> {
   if (jsonOut) writeFileSync(jsonOut, JSON.stringify(report, null, 2));
 
   for (const client of Object.values(direct)) client.destroy();
-  await Promise.all([dynamoProxy.stop(), fauxqsProxy.stop(), fake.stop()]);
+  await Promise.all([dynamoProxy.stop(), fauxqsProxy.stop(), fake.stop(), changeEvents.stop()]);
   await Promise.all([dynamo.stop(), sqsAndS3.stop()]);
 }
 
@@ -405,8 +413,8 @@ function renderMeasurements(report: Report): string {
   const lines = [
     '## Measured per event (one event per invocation; local stand-ins)',
     '',
-    '| phase | events | DDB requests / event | WCU / event | RCU / event | cond. failures / event | SQS sends (64 KB chunks) / event | S3 requests / event | verifier ms | worker ms | backfill ms (total) | log bytes / event (verifier + worker + backfill) | EMF lines / event | Vital API requests |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| phase | events | DDB requests / event | WCU / event | RCU / event | cond. failures / event | SQS sends (64 KB chunks) / event | S3 requests / event | PutEvents entries (64 KB chunks) / event | verifier ms | worker ms | backfill ms (total) | log bytes / event (verifier + worker + backfill) | EMF lines / event | Vital API requests |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const phase of report.phases) {
     const c = phase.counters;
@@ -414,13 +422,21 @@ function renderMeasurements(report: Report): string {
     const ddb = Object.values(c.dynamoRequests).reduce((sum, count) => sum + count, 0);
     const s3 = Object.values(c.s3Requests).reduce((sum, count) => sum + count, 0);
     lines.push(
-      `| ${phase.name} | ${phase.events} | ${per(ddb)} | ${per(c.writeUnits)} | ${per(c.readUnits)} | ${per(c.conditionalFailures)} | ${per(c.sqsBilledSends)} | ${per(s3)} | ` +
+      `| ${phase.name} | ${phase.events} | ${per(ddb)} | ${per(c.writeUnits)} | ${per(c.readUnits)} | ${per(c.conditionalFailures)} | ${per(c.sqsBilledSends)} | ${per(s3)} | ${per(phase.changeEvents.billed)} | ` +
         `${fmt(phase.durationMs.verifier / Math.max(1, phase.invocations.verifier), 1)} | ${fmt(phase.durationMs.worker / Math.max(1, phase.invocations.worker), 1)} | ` +
         `${fmt(phase.durationMs.backfill, 0)} | ${per(phase.logBytes.verifier + phase.logBytes.worker + phase.logBytes.backfill)} | ${per(phase.emfLines)} | ${phase.apiRequests} |`,
     );
   }
   lines.push('', 'DynamoDB requests by action:', '');
   for (const phase of report.phases) lines.push(`- ${phase.name}: ${JSON.stringify(phase.counters.dynamoRequests)}, units ${JSON.stringify(phase.counters.unitsByAction)}; SQS ${JSON.stringify(phase.counters.sqsRequests)}; S3 ${JSON.stringify(phase.counters.s3Requests)}; backfill invocations ${phase.invocations.backfill}, job messages ${phase.esm.backfillMessages}`);
+  lines.push('', 'Change events published (PutEvents, billed per entry in 64 KB chunks):', '');
+  for (const phase of report.phases) {
+    const published = phase.changeEvents;
+    lines.push(
+      `- ${phase.name}: ${published.entries} entries, ${published.billed} billed, in ${published.calls} calls (${describePublished(published)}); ` +
+        `largest ${published.largest} bytes${phase.apiRequests ? `; per Vital API request ${fmt(published.entries / phase.apiRequests)}` : ''}`,
+    );
+  }
   lines.push('', 'Stored after the run (one user-day + the backfill):', '');
   for (const [table, { items, bytes }] of Object.entries(report.storedBytes)) lines.push(`- ${table}: ${items} items, ${bytes} bytes`);
   return lines.join('\n');

@@ -2,6 +2,7 @@ import { BatchWriteItemCommand, DynamoDBClient, type AttributeValue } from '@aws
 import { createTables } from '../local/provision';
 import { LOCAL_AWS, startDynamoDbLocal } from '../local/stand-ins';
 import { BUCKET, QUEUES, TABLES } from '../functions/shared/resources';
+import type { BenchEventBridge } from './change-events';
 
 /**
  * DynamoDB Local for the storage benchmarks: the project's tables, a client, the environment the
@@ -32,10 +33,11 @@ export async function startBenchDynamoDb(): Promise<BenchDynamoDb> {
 }
 
 /**
- * The environment a deployed worker (or backfill) gets, pointed at the emulator. SQS and S3 get
- * endpoints where nothing listens: the benchmark's events never reach them, and a call would fail.
+ * The environment a deployed worker (or backfill) gets, pointed at the emulator, and at the
+ * EventBridge stand-in for its change events. SQS and S3 get endpoints where nothing listens: the
+ * benchmark's events never reach them, and a call would fail.
  */
-export function handlerEnvironment(endpoint: string, tables: Record<string, string>): Record<string, string> {
+export function handlerEnvironment(endpoint: string, tables: Record<string, string>, changeEvents: BenchEventBridge): Record<string, string> {
   const nowhere = 'http://127.0.0.1:9';
   return {
     AWS_REGION: LOCAL_AWS.region,
@@ -45,6 +47,7 @@ export function handlerEnvironment(endpoint: string, tables: Record<string, stri
     AWS_ENDPOINT_URL_SQS: nowhere,
     AWS_ENDPOINT_URL_S3: nowhere,
     ...tables,
+    ...changeEvents.environment,
     [BUCKET.envVar]: 'bench-raw-bodies',
     ...Object.fromEntries(Object.values(QUEUES).flatMap((queue) => [[queue.envVar, `${nowhere}/000000000000/${queue.id}`], [queue.deadLetterEnvVar, `${nowhere}/000000000000/${queue.id}-dlq`]])),
   };

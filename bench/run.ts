@@ -20,7 +20,7 @@ interface Benchmark {
 const BENCHMARKS: readonly Benchmark[] = [
   { title: 'verifier throughput', moduleFile: 'verifier-throughput.ts', timeoutMs: 90_000 },
   { title: 'bundle size and module init', moduleFile: 'bundles.ts', timeoutMs: 120_000 },
-  { title: 'DynamoDB write units', moduleFile: 'write-units.ts', timeoutMs: 90_000 },
+  { title: 'DynamoDB write units and change events', moduleFile: 'write-units.ts', timeoutMs: 90_000 },
   { title: 'worker throughput', moduleFile: 'worker-throughput.ts', timeoutMs: 90_000 },
   { title: 'backfill request rate', moduleFile: 'backfill-rate.ts', timeoutMs: 120_000 },
   { title: 'local pipeline end to end', moduleFile: 'end-to-end.ts', timeoutMs: 120_000 },

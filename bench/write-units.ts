@@ -4,6 +4,7 @@ import type { SQSEvent } from 'aws-lambda';
 import { DynamoDbRecordStore } from '../functions/adapters/record-store';
 import { DELIVERY_PATTERNS, denseDayDeliveries } from '../local/storage-cost';
 import { QUEUES, TABLES } from '../functions/shared/resources';
+import { describePublished, PUT_EVENTS_BILLING_CHUNK, startBenchEventBridge, type BenchEventBridge, type PublishedChangeEvents } from './change-events';
 import { DAILY_SUMMARY_RESOURCES, sqsEventsOf, summaryEventBodies } from './fixtures';
 import { handlerEnvironment, startBenchDynamoDb, summariesTableOf, timeseriesTableOf, type BenchDynamoDb } from './local-dynamodb';
 import { formatNumber, type Row } from './report';
@@ -14,7 +15,8 @@ import { formatNumber, type Row } from './report';
  * physical minimum: the units it takes to write each finally stored item exactly once, again as the
  * emulator counts them (one per started KB, base table only). A day of 1 Hz heart rate goes through
  * the real worker handler in both delivery patterns of docs/storage.md (`local/storage-cost.ts`),
- * and is then read back: the requests for the day and for one instant are figures too.
+ * and is then read back: the requests for the day and for one instant are figures too. So are the
+ * change events the worker publishes meanwhile, as EventBridge bills them (docs/cost.md).
  */
 
 const SECONDS_PER_DAY = 86_400;
@@ -98,10 +100,22 @@ async function invokeAll(handler: (event: SQSEvent) => Promise<unknown>, events:
   }
 }
 
-async function measure(db: BenchDynamoDb): Promise<Row[]> {
+/** PutEvents entries billed per webhook: one change event for the resource a webhook touches, under 64 KB. */
+function changeEventsRow(subject: string, webhooks: number, published: PublishedChangeEvents, why: string): Row {
+  return {
+    figure: `change events billed per webhook (PutEvents entries of 64 KB), ${subject}`,
+    measured: { value: published.billed / webhooks, unit: 'entries' },
+    target: { on: 'value', bound: 'atMost', limit: 1 },
+    limitedBy:
+      `${published.entries} entries (${describePublished(published)}) in ${published.calls} PutEvents calls for ${webhooks} webhooks; ` +
+      `the largest ${formatNumber(published.largest)} bytes, billed per started ${PUT_EVENTS_BILLING_CHUNK / 1024} KB; ${why}`,
+  };
+}
+
+async function measure(db: BenchDynamoDb, changeEvents: BenchEventBridge): Promise<Row[]> {
   const tables = await db.createTables('units-');
   const twins = await db.createTables('units-once-');
-  Object.assign(process.env, handlerEnvironment(db.endpoint, tables));
+  Object.assign(process.env, handlerEnvironment(db.endpoint, tables, changeEvents));
   // Imported only now: the worker's clients read their endpoints from the environment when built.
   const { dynamoDbClient } = await import('../functions/adapters/aws-clients');
   const { createWorkerHandler, workerFromEnvironment } = await import('../functions/worker');
@@ -114,11 +128,13 @@ async function measure(db: BenchDynamoDb): Promise<Row[]> {
     const userId = `bench-user-${index}`;
     const deliveries = denseDayDeliveries(pattern, userId);
     totals.clear();
+    changeEvents.reset();
     await invokeAll(
       handler,
       sqsEventsOf(deliveries.map(({ body }) => JSON.stringify(body)), QUEUES.events.batchSize, deliveries.map(({ createdAt }) => createdAt)),
     );
     const patternTotals: UnitsByTable = new Map(totals);
+    const published = changeEvents.published();
     const stored = await unitsToWriteOnce(db.client, timeseriesTableOf(tables), timeseriesTableOf(twins), `${userId}#`);
     const storedSamples = stored.items.reduce((sum, item) => sum + Number(item.count?.N ?? 0), 0);
     if (storedSamples !== SECONDS_PER_DAY) throw new Error(`stored ${storedSamples} samples of ${SECONDS_PER_DAY}`);
@@ -155,10 +171,12 @@ async function measure(db: BenchDynamoDb): Promise<Row[]> {
         target: { on: 'value', bound: 'atMost', limit: 1 },
         limitedBy: 'one Query for the sort keys of the bucket holding the instant (one per provider and source type)',
       },
+      changeEventsRow(`1 Hz heart rate for a day, ${pattern}`, deliveries.length, published, 'one per webhook: a re-sent window publishes again, its records counted unchanged'),
     );
   }
 
   totals.clear();
+  changeEvents.reset();
   await invokeAll(handler, sqsEventsOf(summaryEventBodies(SUMMARY_RECORDS), QUEUES.events.batchSize));
   const summaries = await unitsToWriteOnce(db.client, summariesTableOf(tables), summariesTableOf(twins));
   if (summaries.items.length !== SUMMARY_RECORDS) throw new Error(`stored ${summaries.items.length} summaries of ${SUMMARY_RECORDS}`);
@@ -170,15 +188,16 @@ async function measure(db: BenchDynamoDb): Promise<Row[]> {
     target: { on: 'ratio', bound: 'atMost', limit: 1.2 },
     limitedBy: `per record: ${describeUnits(totals, tables, SUMMARY_RECORDS)}: one conditional put of the record, nothing else`,
   });
+  rows.push(changeEventsRow(`one summary record each (${DAILY_SUMMARY_RESOURCES.join(', ')})`, SUMMARY_RECORDS, changeEvents.published(), 'one per record'));
   return rows;
 }
 
-/** Write units per heart-rate sample over a day in both delivery patterns, read requests, and units per summary record. */
+/** Write units per heart-rate sample over a day in both delivery patterns, read requests, units per summary record, and change events per webhook. */
 export async function run(): Promise<Row[]> {
-  const db = await startBenchDynamoDb();
+  const [db, changeEvents] = await Promise.all([startBenchDynamoDb(), startBenchEventBridge()]);
   try {
-    return await measure(db);
+    return await measure(db, changeEvents);
   } finally {
-    await db.stop();
+    await Promise.all([db.stop(), changeEvents.stop()]);
   }
 }

@@ -25,6 +25,7 @@ new VitalWebhookPipelineStack(app, context('stackName') ?? 'VitalWebhookPipeline
   rawBodyRetentionDays: number('rawBodyRetentionDays'),
   backfillConcurrency: number('backfillConcurrency'),
   silenceAlarmHours: number('silenceAlarmHours'),
+  eventBusName: context('eventBusName'),
   tracing: flag('tracing'),
   traceSdkCalls: flag('traceSdkCalls'),
 });

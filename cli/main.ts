@@ -3,6 +3,7 @@ import packageJson from '../package.json' with { type: 'json' };
 import type { VitalEnvironment, VitalRegion } from '../functions/adapters/vital-api-client';
 import { RETRY_SCOPE } from '../functions/domain/backfill-retry';
 import { catalogueEventTypes, RESOURCES } from '../functions/domain/catalogue';
+import { CHANGE_DETAIL_TYPES, type ChangeDetailType } from '../functions/domain/change-events';
 import { localDataDir } from '../local/config';
 import type { QueueName } from '../local/local-resources';
 import { retryBackfills, type RetrySelection } from './commands/backfill-retry';
@@ -11,7 +12,10 @@ import { instantKey } from '../functions/domain/record-identity';
 import { DeadLetterNotFoundError, inspectDeadLetters, replayDeadLetters } from './commands/dead-letters';
 import { inspectUnrecognised, replayUnrecognised } from './commands/unrecognised';
 import { inspectHeldBack } from './commands/held-back';
+import { describeEvent, detailTypeNamed, likelyDetailTypes, localEventsFile, readEventFile, readEventQueue, tapQueueOf, type EventReading } from './commands/events';
 import { SIMULATED_RESOURCES, simulateConnect } from './commands/simulate';
+import { confirmErasure, eraseUser, operatorOf, receiptJson } from './commands/erase';
+import { ERASED_STORES } from '../functions/domain/erasure';
 import { randomUUID } from 'node:crypto';
 import { DoctorFailedError, formatCheck, runDoctor } from './commands/doctor';
 import {
@@ -28,7 +32,7 @@ import { sendEvents, signEvents, type DeliveryFacts, type SendResult, type Signe
 import { requireResource, UnknownResourceError, readBackfills, readConnections, readRecords, readWorkoutStreamJobs, type BackfillRow } from './record-queries';
 import { S3WorkoutStreamStore } from '../functions/adapters/workout-stream-store';
 import { resolveTarget, stackOptions, type PipelineTarget, type StackLocation } from './target';
-import { didYouMean, printJson, printTable, progress, progressDone, UsageError } from './terminal';
+import { didYouMean, printJson, printTable, progress, progressDone, suggesting, UsageError } from './terminal';
 
 /**
  * `vital-pipeline`: drive and inspect the pipeline, local (default) or deployed (`--stack`).
@@ -71,6 +75,24 @@ const COMMAND_HELP = {
                 All inspect commands take --json for one JSON array on stdout.
 `,
   },
+  events: {
+    usage: 'events [options]',
+    options: `  events      The change events the pipeline published, one line each: time, detail-type, user,
+              provider/resource, time range, counts, svix-id or backfill run (never a value)
+                --follow              then the new ones as they come, until Ctrl-C
+                --user <id>           only this user's
+                --type <detail-type>  only one of ${CHANGE_DETAIL_TYPES.slice(0, 2).join(', ')},
+                                      ${CHANGE_DETAIL_TYPES.slice(2).join(', ')}
+                                      (any case; records-changed works too)
+                --json                each event as one JSON line, as EventBridge delivers it
+              Locally: the events the pipeline keeps in change-events.jsonl in its data folder, also
+              while it is stopped. With --stack it consumes the stack's tap queue (output
+              ChangeEventsQueueUrl): what it prints is deleted from the queue, so each event is shown
+              once; what --user or --type leave out stays for another read, and each read counts
+              toward the receives after which the queue moves a message to its dead-letter queue.
+              Without --follow it stops when the queue is empty.
+`,
+  },
   replay: {
     usage: 'replay [--unrecognised] [options]',
     options: `  replay      Move dead letters back to their queue: [--queue events|backfill] [--svix-id <id>]...
@@ -100,6 +122,21 @@ const COMMAND_HELP = {
                 --user <id>                                       every failed run of a user
                 --all                                             every failed run of the deployment
                 ${RETRY_SCOPE}
+`,
+  },
+  erase: {
+    usage: 'erase --user <id> [--yes] [options]',
+    options: `  erase       Remove every copy of one user's data: summaries, timeseries, connections, backfill
+              status, workout streams, held-back records, claim-checked, quarantined and unrecognised
+              bodies (every version of each object). First it records the erasure (a tombstone): from
+              then on the pipeline stores nothing of the user that was created before it (redeliveries,
+              recoveries, DLQ replays, old historical notices), while data Vital creates later is stored.
+              It sweeps, waits the longest function timeout, sweeps again, and prints the receipt it
+              keeps in the erasures table (counts per store, when, by whom; no health data).
+              Run it again after an interruption: it finishes the same erasure. See docs/erasure.md.
+                --user <id>           the Vital user id
+                --yes                 do not ask to type the user id again (needed without a terminal)
+                --json                the receipt as one JSON object
 `,
   },
   simulate: {
@@ -454,6 +491,43 @@ async function inspect(args: string[]): Promise<void> {
   });
 }
 
+/** `--type`: a detail-type, in any case; a wrong one gets the closest names. */
+function detailTypeOption(value: string): ChangeDetailType {
+  const detailType = detailTypeNamed(value);
+  if (!detailType) {
+    throw new UsageError(`--type must be a detail-type (${CHANGE_DETAIL_TYPES.join(', ')}), not "${value}".${suggesting(likelyDetailTypes(value))}`);
+  }
+  return detailType;
+}
+
+async function events(args: string[]): Promise<void> {
+  const { values } = parse('events', args, {
+    follow: { type: 'boolean' },
+    user: { type: 'string' },
+    type: { type: 'string' },
+  });
+  const filter = { ...(values.user ? { userId: values.user } : {}), ...(values.type ? { detailType: detailTypeOption(values.type) } : {}) };
+  // Ctrl-C ends a --follow as the way out it is: exit code 0, the queue's clients closed.
+  const interrupted = new AbortController();
+  const stop = () => interrupted.abort();
+  process.once('SIGINT', stop);
+  const reading: EventReading = {
+    filter,
+    follow: values.follow ?? false,
+    signal: interrupted.signal,
+    onEvent: (event) => process.stdout.write(`${values.json ? JSON.stringify(event) : describeEvent(event)}\n`),
+  };
+  try {
+    const [shown, where] = values.stack
+      ? await withTarget(values, async (target) => [await readEventQueue(target.sqs, tapQueueOf(target), reading), `the tap queue of ${target.description}`] as const)
+      : await localEventsFile(localDataDir()).then(async (file) => [await readEventFile(file, reading), file] as const);
+    const matching = values.user || values.type ? ' matching' : '';
+    if (shown === 0 && !values.follow) process.stderr.write(`No change events${matching} in ${where}\n`);
+  } finally {
+    process.off('SIGINT', stop);
+  }
+}
+
 async function replay(args: string[]): Promise<void> {
   const { values } = parse('replay', args, {
     queue: { type: 'string' },
@@ -769,6 +843,29 @@ async function doctor(args: string[]): Promise<void> {
   if (!values.json) process.stdout.write(`All ${checks.filter((check) => check.ok).length} checks passed.\n`);
 }
 
+async function erase(args: string[]): Promise<void> {
+  const { values } = parse('erase', args, { user: { type: 'string' }, yes: { type: 'boolean' } });
+  const userId = required(values.user, '--user');
+  const { erased, table } = await withTarget(values, async (target) => {
+    if (!values.yes) await confirmErasure(userId, target.description);
+    const erasedBy = await operatorOf(target);
+    // Each step on stderr, as it happens (the wait above all); stdout is the receipt's.
+    const erased = await eraseUser(target, { userId, erasedBy, onStep: (text) => process.stderr.write(`${text}\n`) });
+    return { erased, table: target.tables.erasures };
+  });
+  if (values.json) return printJson(receiptJson(erased, table));
+  const { receipt, previous, removedNow } = erased;
+  process.stdout.write(`Erased user ${receipt.userId}: erasure of ${receipt.erasedAt}, by ${receipt.erasedBy}, finished ${receipt.finishedAt}\n`);
+  printTable(['STORE', 'REMOVED'], ERASED_STORES.map((store) => [store, String(receipt.removed[store])]));
+  if (previous && ERASED_STORES.every((store) => removedNow[store] === 0)) {
+    process.stdout.write(`Nothing new to remove: user ${receipt.userId} was erased at ${previous.erasedAt} already, and nothing of theirs was stored since.\n`);
+  }
+  process.stdout.write(
+    `The receipt is the item (userId ${receipt.userId}, erasedAt ${receipt.erasedAt}) of table ${table}.\n` +
+      'Not removed here (docs/erasure.md): Vital\'s own copy (delete the user at Vital too), point-in-time-recovery backups of the tables (35 days), log lines naming the user id.\n',
+  );
+}
+
 /** A provider's slug as Vital writes them: `oura`, `apple_health_kit`, `whoop_v2`. */
 const PROVIDER_SLUG = /^[a-z][a-z0-9_]*$/;
 
@@ -811,7 +908,7 @@ async function simulate(args: string[]): Promise<void> {
   process.stdout.write(`\nLook closer: vital-pipeline inspect records --user ${userId} --resource heartrate\n            vital-pipeline inspect backfills --user ${userId}\n`);
 }
 
-const COMMANDS: Record<CommandName, (args: string[]) => Promise<void>> = { send, inspect, replay, backfill, simulate, register, secrets, doctor };
+const COMMANDS: Record<CommandName, (args: string[]) => Promise<void>> = { send, inspect, events, replay, backfill, erase, simulate, register, secrets, doctor };
 
 const isCommand = (name: string | undefined): name is CommandName => name !== undefined && Object.hasOwn(COMMANDS, name);
 

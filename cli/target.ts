@@ -20,9 +20,18 @@ export interface PipelineTarget {
   readonly origin: TargetOrigin;
   readonly webhookUrl: string;
   readonly tables: Readonly<Record<TableName, string>>;
-  readonly queues: Readonly<Record<QueueName, { readonly url: string; readonly deadLetterUrl: string }>>;
+  /**
+   * Each queue, its dead-letter queue, and its consumer's timeout as the target runs it: the stack's,
+   * or the local pipeline's (scaled by `--fast-retries`).
+   */
+  readonly queues: Readonly<Record<QueueName, { readonly url: string; readonly deadLetterUrl: string; readonly functionTimeoutSeconds: number }>>;
   /** The raw-body bucket (claim checks, quarantined and unrecognised events, held-back records). */
   readonly bucket: string;
+  /**
+   * A stack's tap queue of change events (output `ChangeEventsQueueUrl`), which `events --stack`
+   * reads; absent for the local pipeline (its events are in a file) and for a stack deployed before it.
+   */
+  readonly changeEventsQueueUrl?: string;
   readonly dynamodb: DynamoDBClient;
   readonly sqs: SQSClient;
   readonly s3: S3Client;
@@ -62,6 +71,9 @@ export function stackClient<Client>(ClientClass: new (config: { region?: string 
 
 /** The options naming a stack on a command line (`--stack S`, with `--region R` when given), for messages that say what to run. */
 export const stackOptions = (stack: StackLocation): string => `--stack ${stack.name}${stack.region ? ` --region ${stack.region}` : ''}`;
+
+/** The stack output naming the tap queue of change events. */
+export const CHANGE_EVENTS_QUEUE_OUTPUT = 'ChangeEventsQueueUrl';
 
 /** `--stack` was given, but the stack cannot be read or lacks the pipeline's outputs. */
 export class StackLookupError extends Error {}
@@ -108,7 +120,10 @@ export async function localTarget(dataDir: string): Promise<PipelineTarget> {
     origin: { kind: 'local', dataDir, state },
     webhookUrl: state.webhookUrl,
     tables: state.tables,
-    queues: state.queues,
+    // A state file of an older version names no timeouts: the stack's, which are the longest, are assumed.
+    queues: Object.fromEntries(
+      Object.entries(state.queues).map(([name, queue]) => [name, { functionTimeoutSeconds: QUEUES[name as QueueName].consumerTimeoutSeconds, ...queue }]),
+    ) as PipelineTarget['queues'],
     bucket: state.bucket,
     dynamodb,
     sqs,
@@ -199,11 +214,15 @@ export async function stackTarget(stack: StackLocation): Promise<PipelineTarget>
   const output = (key: string): string => stackOutput(stackName, outputs, key);
   // The stack names each queue's outputs after its definition: EventsQueueUrl, EventsDlqUrl, ...
   const queues = Object.fromEntries(
-    Object.entries(QUEUES).map(([name, definition]) => [
-      name,
-      { url: output(`${definition.id}QueueUrl`), deadLetterUrl: output(`${definition.id}DlqUrl`) },
-    ]),
-  ) as Record<QueueName, { url: string; deadLetterUrl: string }>;
+    Object.entries(QUEUES).map(([name, definition]) => {
+      // A stack deployed before it said its consumers' timeouts runs them as QUEUES says.
+      const stated = Number(outputs[`${definition.id}FunctionTimeoutSeconds`]);
+      return [
+        name,
+        { url: output(`${definition.id}QueueUrl`), deadLetterUrl: output(`${definition.id}DlqUrl`), functionTimeoutSeconds: stated > 0 ? stated : definition.consumerTimeoutSeconds },
+      ];
+    }),
+  ) as PipelineTarget['queues'];
   const tables = Object.fromEntries(
     Object.entries(TABLES).map(([name, definition]) => [name, output(`${definition.id}TableName`)]),
   ) as Record<TableName, string>;
@@ -219,6 +238,7 @@ export async function stackTarget(stack: StackLocation): Promise<PipelineTarget>
     tables,
     queues,
     bucket: output('RawBodyBucketName'),
+    ...(outputs[CHANGE_EVENTS_QUEUE_OUTPUT] ? { changeEventsQueueUrl: outputs[CHANGE_EVENTS_QUEUE_OUTPUT] } : {}),
     dynamodb,
     sqs,
     s3,

@@ -53,6 +53,10 @@ export function closeMatches(name: string, known: readonly string[]): string[] {
 
 /** `Did you mean a, b?` for an unknown name, or nothing when no name is close. */
 export function didYouMean(name: string, known: readonly string[]): string {
-  const matches = closeMatches(name, known);
+  return suggesting(closeMatches(name, known));
+}
+
+/** ` Did you mean a, b?` naming `matches`, or nothing for none. */
+export function suggesting(matches: readonly string[]): string {
   return matches.length > 0 ? ` Did you mean ${matches.join(', ')}?` : '';
 }

@@ -16,6 +16,8 @@ import {
 } from './adapters/vital-api-client';
 import { S3WorkoutStreamStore } from './adapters/workout-stream-store';
 import { S3HeldBackStore } from './adapters/held-back-store';
+import { DynamoDbErasureRegister } from './adapters/erasure-register';
+import { changeEventPublisherFromEnvironment } from './adapters/change-event-publisher';
 import { parseJobMessage } from './domain/backfill-job';
 import { SqsBackfillQueue } from './adapters/backfill-requests';
 import { BackfillRunner, type BackfillRunnerDependencies } from './domain/backfill-run';
@@ -79,6 +81,15 @@ export function createBackfillHandler(deps: BackfillHandlerDependencies) {
       failed: (resource, reason) => {
         metrics.addMetric('BackfillFailures', MetricUnit.Count, 1);
         logger.error('Backfill failed', { resource, reason });
+      },
+      // Alarmed on (lib/constructs/pipeline-alarms.ts): the statuses are written, their events are not.
+      changeEventsNotPublished: (reason) => {
+        metrics.addMetric('ChangeEventsNotPublished', MetricUnit.Count, 1);
+        logger.error('Backfill progress or finish not published as a change event; the status in the table is current', { reason });
+      },
+      erased: (resource) => {
+        metrics.addMetric('ErasedUserJobs', MetricUnit.Count, 1);
+        logger.info('Backfill job of an erased user, queued before the erasure: stopped, nothing more stored', { resource });
       },
       // The reason names the status and the path, never the key.
       waitingForApiKey: (resource, reason, waitedMs, retryInSeconds) => {
@@ -200,7 +211,9 @@ export function backfillFromEnvironment(): BackfillHandlerDependencies {
     }),
     streams: new S3WorkoutStreamStore(s3, requiredEnv(BUCKET.envVar)),
     heldBack: new S3HeldBackStore(s3, requiredEnv(BUCKET.envVar)),
+    erasures: new DynamoDbErasureRegister(documents, requiredEnv(TABLES.erasures.envVar)),
     queue: new SqsBackfillQueue(tracedClient(sqsClient()), requiredEnv(QUEUES.backfill.envVar)),
+    changes: changeEventPublisherFromEnvironment(),
     source: new VitalApiClient({
       baseUrl: vitalApiBaseUrlFromEnvironment(),
       apiKey: apiKeySource(),

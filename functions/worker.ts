@@ -5,11 +5,14 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { dynamoDbClient } from './adapters/dynamodb-client';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDbConnectionStore } from './adapters/connection-store';
+import { DynamoDbErasureRegister } from './adapters/erasure-register';
 import type { ClaimCheckStore } from './adapters/event-queue';
 import { loadedOnFirstUse } from './adapters/loaded-on-first-use';
+import { changeEventPublisherFromEnvironment } from './adapters/change-event-publisher';
 import { DynamoDbRecordStore } from './adapters/record-store';
 import type { BackfillRequests } from './domain/backfill-requests';
 import type { DeliveryFailure, DeliveryFailureLog } from './domain/delivery-failure';
+import { readOncePerUser } from './domain/erasure';
 import { deliveryResult, processDelivery, type DeliveryOutcome, type KeptBodyStore, type ProcessingPorts } from './domain/event-processing';
 import { decodeQueuedEvent, MalformedQueueMessageError, type QueuedEvent } from './domain/queued-event';
 import { MalformedEnvelopeError } from './domain/webhook-event';
@@ -40,6 +43,10 @@ const WRITTEN_METRIC: Record<'summary' | 'timeseries' | 'workout_stream' | 'conn
 };
 
 function countOutcome(outcome: DeliveryOutcome): void {
+  if (outcome.erased) {
+    metrics.addMetric('ErasedUserEvents', MetricUnit.Count, 1);
+    return;
+  }
   switch (outcome.action) {
     case 'unknown':
       // Alarmed on (lib/constructs/pipeline-alarms.ts): the body is kept under unrecognised/ for a replay.
@@ -69,7 +76,9 @@ function countOutcome(outcome: DeliveryOutcome): void {
  * changes nothing and is logged and counted as a duplicate. Records that throw are reported alone in
  * `batchItemFailures` and retried by SQS until `maxReceiveCount` moves them to the DLQ; nothing is
  * swallowed. A malformed body is such a failure on purpose: it was correctly signed, so it is kept
- * (in the DLQ) for a replay once the schema or the sender is fixed, rather than dropped.
+ * (in the DLQ) for a replay once the schema or the sender is fixed, rather than dropped. A delivery
+ * of an erased user created before the erasure is acknowledged, counted (`ErasedUserEvents`) and
+ * dropped; each invocation reads a user's erasure once (`readOncePerUser`).
  */
 export function createWorkerHandler(deps: WorkerDependencies) {
   /**
@@ -89,9 +98,19 @@ export function createWorkerHandler(deps: WorkerDependencies) {
     } catch (noteError) {
       logger.warn('Could not note the failure for inspect dlq', { messageId: record.messageId, error: (noteError as Error).name });
     }
+    if (failure.attempt < QUEUES.events.maxReceiveCount) return;
+    // The last attempt: SQS moves the message to the DLQ now. Said as a change event too; one that
+    // cannot be published is logged, and the dead letter stays listed by `inspect dlq` either way.
+    try {
+      await deps.ports.changes.publish([
+        { detailType: 'Events Held Back', detail: { reason: 'delivery_failed', count: 1, ...(facts.eventType ? { event_type: facts.eventType } : {}), ...(facts.svixId ? { svix_id: facts.svixId } : {}) } },
+      ]);
+    } catch (publishError) {
+      logger.warn('Could not publish the dead letter as a change event', { messageId: record.messageId, error: (publishError as Error).name });
+    }
   };
 
-  const processRecord = async (record: SQSRecord): Promise<void> => {
+  const processRecord = async (record: SQSRecord, ports: ProcessingPorts): Promise<void> => {
     let queued: QueuedEvent;
     try {
       queued = decodeQueuedEvent(record.body, attributesOf(record));
@@ -107,7 +126,7 @@ export function createWorkerHandler(deps: WorkerDependencies) {
     const keys = { svixId, eventType };
     try {
       const body = queued.body ?? (await deps.claimChecks.get(queued.claimCheck!));
-      const outcome = await processDelivery({ svixId, svixTimestamp, eventType, receivedAt, body }, deps.ports, {
+      const outcome = await processDelivery({ svixId, svixTimestamp, eventType, receivedAt, body }, ports, {
         expectedTeamId: deps.expectedTeamId,
       });
       countOutcome(outcome);
@@ -137,8 +156,10 @@ export function createWorkerHandler(deps: WorkerDependencies) {
     // A processor holds the state of one batch: one per invocation, so concurrent invocations of
     // this handler (the local pipeline runs several) cannot mix their batches.
     const processor = new BatchProcessor(EventType.SQS);
+    // The erasures this invocation reads, once per user. (The port is reached only when a delivery names a user.)
+    const ports: ProcessingPorts = { ...deps.ports, erasures: readOncePerUser({ latest: (userId) => deps.ports.erasures.latest(userId) }) };
     try {
-      return await traced('worker', () => processPartialResponse(event, processRecord, processor, {
+      return await traced('worker', () => processPartialResponse(event, (record: SQSRecord) => processRecord(record, ports), processor, {
         // Every record failing is still a partial response to SQS: each is retried on its own.
         throwOnFullBatchFailure: false,
       }));
@@ -184,6 +205,9 @@ export function workerFromEnvironment(): WorkerDependencies {
       }),
       quarantine: keptUnder(BUCKET.prefixes.quarantine),
       unrecognised: keptUnder(BUCKET.prefixes.unrecognised),
+      // Loads the EventBridge client on its first publish.
+      changes: changeEventPublisherFromEnvironment(),
+      erasures: new DynamoDbErasureRegister(documents, requiredEnv(TABLES.erasures.envVar)),
     },
     claimChecks: loadedOnFirstUse<ClaimCheckStore>(async () => {
       const { S3ClaimCheckStore } = await import('./adapters/claim-check-store');

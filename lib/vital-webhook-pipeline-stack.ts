@@ -4,13 +4,15 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Secret, type ISecret } from 'aws-cdk-lib/aws-secretsmanager';
-import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { PolicyStatement, ServicePrincipal, type ManagedPolicy } from 'aws-cdk-lib/aws-iam';
 import { Topic, type ITopic } from 'aws-cdk-lib/aws-sns';
 import { acceptAccessLogBucketFindings, acceptBucketFindings, acceptPlaceholderSecretFindings, acceptWebhookRouteFindings } from './compliance';
+import { ChangeEvents } from './constructs/change-events';
+import { ErasePolicy } from './constructs/erase-policy';
 import { PipelineAlarms } from './constructs/pipeline-alarms';
 import { grantObjectAccess, grantSecretRead } from './constructs/object-grants';
 import type { Construct } from 'constructs';
-import { BUCKET, QUEUES, TABLES, type PipelineFunctionName, type QueueDefinition } from '../functions/shared/resources';
+import { BUCKET, CHANGE_EVENT_BUS, QUEUES, TABLES, type PipelineFunctionName, type QueueDefinition } from '../functions/shared/resources';
 import { PipelineFunction } from './constructs/pipeline-function';
 import { vitalApiBaseUrl } from '../functions/adapters/vital-api-client';
 import { PipelineQueue } from './constructs/pipeline-queue';
@@ -69,6 +71,12 @@ export interface VitalWebhookPipelineProps extends StackProps {
   /** Hours without any webhook before the silence alarm fires. @default 24 */
   readonly silenceAlarmHours?: number;
   /**
+   * Name of an existing EventBridge bus (in this account and region) to publish change events on
+   * (docs/events/); the stack adds its tap rule to it.
+   * @default the stack creates its own bus, `<stack name>-change-events` (output `ChangeEventBusName`)
+   */
+  readonly eventBusName?: string;
+  /**
    * What happens to the stateful resources (key, tables, buckets, queues, secrets, log groups) when
    * the stack is deleted. Health data is kept by default, except when the stack's first create
    * rolls back (a retry would otherwise meet a second set of orphans). `DESTROY` also empties the
@@ -94,13 +102,15 @@ function secretOrPlaceholder(
 
 /**
  * The whole pipeline: HTTP API → verifier → SQS → worker → DynamoDB, and the backfill function
- * that fetches what historical events announce. One customer-managed KMS key encrypts queues,
- * tables, bucket, secrets and logs.
+ * that fetches what historical events announce; both publish change events on EventBridge. One
+ * customer-managed KMS key encrypts queues, tables, bucket, secrets and logs.
  */
 export class VitalWebhookPipelineStack extends Stack {
   readonly webhookUrl: string;
   /** The three functions, by the name the local runner and the tests give them. */
   readonly functions: Readonly<Record<PipelineFunctionName, PipelineFunction>>;
+  /** What `vital-pipeline erase --stack` needs, for the operator's role (output `ErasePolicyArn`). */
+  readonly erasePolicy: ManagedPolicy;
 
   constructor(scope: Construct, id: string, props: VitalWebhookPipelineProps = {}) {
     super(scope, id, props);
@@ -147,6 +157,7 @@ export class VitalWebhookPipelineStack extends Stack {
       maxConcurrency: props.backfillConcurrency ?? QUEUES.backfill.maxConcurrency,
     };
     const backfill = new PipelineQueue(this, 'BackfillQueue', { definition: backfillDefinition, encryptionKey, removalPolicy });
+    const changeEvents = new ChangeEvents(this, CHANGE_EVENT_BUS.id, { eventBusName: props.eventBusName, encryptionKey, removalPolicy });
 
     const rawBodyRetention = Duration.days(props.rawBodyRetentionDays ?? 30);
     const accessLogs = new Bucket(this, 'AccessLogs', {
@@ -221,15 +232,18 @@ export class VitalWebhookPipelineStack extends Stack {
         ...tables.environment(),
         [BUCKET.envVar]: bucket.bucketName,
         [QUEUES.backfill.envVar]: backfill.queue.queueUrl,
+        ...changeEvents.environment(),
         ...(props.expectedTeamId ? { EXPECTED_TEAM_ID: props.expectedTeamId } : {}),
       },
     });
     tables.grantRecordAccess(worker, 'summaries', 'timeseries', 'connections', 'backfills');
+    tables.grantErasureReads(worker);
     grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.claimChecks, ['s3:GetObject']);
     grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.quarantine, ['s3:PutObject']);
     grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.unrecognised, ['s3:PutObject']);
     grantObjectAccess(bucket, encryptionKey, worker, BUCKET.prefixes.deliveryFailures, ['s3:PutObject']);
     backfill.queue.grantSendMessages(worker);
+    changeEvents.grantPublish(worker);
     worker.addEventSource(sqsEventSource(events.queue, QUEUES.events));
 
     const backfiller = new PipelineFunction(this, 'Backfill', {
@@ -244,12 +258,15 @@ export class VitalWebhookPipelineStack extends Stack {
         VITAL_API_KEY_SECRET_ID: vitalApiKey.secretArn,
         VITAL_ENVIRONMENT: vitalEnvironment,
         VITAL_REGION: vitalRegion,
+        ...changeEvents.environment(),
       },
     });
     tables.grantRecordAccess(backfiller, 'summaries', 'timeseries', 'backfills');
+    tables.grantErasureReads(backfiller);
     grantObjectAccess(bucket, encryptionKey, backfiller, BUCKET.prefixes.workoutStreams, ['s3:GetObject', 's3:PutObject']);
     grantObjectAccess(bucket, encryptionKey, backfiller, BUCKET.prefixes.heldBack, ['s3:PutObject']);
     backfill.queue.grantSendMessages(backfiller);
+    changeEvents.grantPublish(backfiller);
     grantSecretRead(vitalApiKey, backfiller);
     backfiller.addEventSource(sqsEventSource(backfill.queue, backfillDefinition));
     this.functions = { verifier: ingress.verifier, worker, backfill: backfiller };
@@ -278,6 +295,9 @@ export class VitalWebhookPipelineStack extends Stack {
       signatureFailureThreshold: 20,
     });
 
+    // For the operator's role, not a function's: `vital-pipeline erase --stack` (docs/erasure.md).
+    this.erasePolicy = new ErasePolicy(this, 'ErasePolicy', { tables: tables.tables, bucket, encryptionKey }).policy;
+
     acceptWebhookRouteFindings(ingress.api);
     acceptAccessLogBucketFindings(accessLogs);
     acceptBucketFindings(bucket);
@@ -289,15 +309,23 @@ export class VitalWebhookPipelineStack extends Stack {
       EventsDlqUrl: events.deadLetterQueue.queueUrl,
       BackfillQueueUrl: backfill.queue.queueUrl,
       BackfillDlqUrl: backfill.deadLetterQueue.queueUrl,
+      ChangeEventBusName: changeEvents.bus.eventBusName,
+      // The tap `vital-pipeline events --stack` reads.
+      ChangeEventsQueueUrl: changeEvents.queue.queueUrl,
       RawBodyBucketName: bucket.bucketName,
       SigningSecretArn: signingSecret.secretArn,
       VitalApiKeySecretArn: vitalApiKey.secretArn,
       // Where the backfill fetches history: what `vital-pipeline doctor` checks the API key against.
       VitalApiBaseUrl: vitalApiBaseUrl({ environment: vitalEnvironment, region: vitalRegion }),
+      // Attach it to the role that runs `vital-pipeline erase --stack`.
+      ErasePolicyArn: this.erasePolicy.managedPolicyArn,
     };
     for (const [name, definition] of Object.entries(TABLES)) {
       outputs[`${definition.id}TableName`] = tables.tables[name as keyof typeof TABLES].tableName;
     }
+    // How long each queue's consumer may run: `vital-pipeline erase` waits that long for invocations
+    // that may have missed its tombstone, as this deployment runs them.
+    for (const definition of Object.values(QUEUES)) outputs[`${definition.id}FunctionTimeoutSeconds`] = String(definition.consumerTimeoutSeconds);
     for (const [name, value] of Object.entries(outputs)) new CfnOutput(this, name, { value });
   }
 }

@@ -1,6 +1,6 @@
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import type { PipelineFunctionName } from '../functions/shared/resources';
-import { LOCAL_ACCOUNT, localArn, queueNameOfUrl, type FunctionAccess, type LocalAccessModel, type ResourcePolicy } from './synthesized-access';
+import { LOCAL_ACCOUNT, localArn, queueNameOfUrl, type FunctionAccess, type LocalAccessModel, type OperatorPolicyName, type ResourcePolicy } from './synthesized-access';
 
 /**
  * IAM on the stand-ins. A request signed with a function's credentials (`functionCredentials`) is
@@ -14,9 +14,10 @@ import { LOCAL_ACCOUNT, localArn, queueNameOfUrl, type FunctionAccess, type Loca
 
 /**
  * Credentials a function's SDK clients sign with on the stand-ins, naming its role (letters only:
- * DynamoDB Local refuses any other access key).
+ * DynamoDB Local refuses any other access key); or an operator's, whose role holds one operator
+ * policy of the stack (`erase`: what `vital-pipeline erase --stack` runs with).
  */
-export function functionCredentials(name: PipelineFunctionName): { accessKeyId: string; secretAccessKey: string } {
+export function functionCredentials(name: PipelineFunctionName | OperatorPolicyName): { accessKeyId: string; secretAccessKey: string } {
   return { accessKeyId: `ROLE${name}`, secretAccessKey: 'local' };
 }
 
@@ -100,6 +101,22 @@ function sqsRequests(operation: string, body: Record<string, any>): AccessReques
   return [{ action, resource: queueArnOfName(queueNameOfUrl(body.QueueUrl)) }];
 }
 
+/** Parameters of a bucket listing (objects or object versions), which name no subresource. */
+const LISTING_PARAMETERS = ['list-type', 'prefix', 'delimiter', 'continuation-token', 'max-keys', 'start-after', 'encoding-type', 'fetch-owner', 'key-marker', 'version-id-marker', 'x-id'];
+
+const unescapeXml = (text: string): string =>
+  text.replace(/&(lt|gt|quot|apos|amp);/g, (_, name: string) => ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' })[name]!);
+
+/** The objects (and versions) a DeleteObjects request names: AWS authorizes each as its own DeleteObject(Version). */
+function objectsToDelete(body: Buffer): { key: string; versionId?: string }[] {
+  return [...body.toString('utf8').matchAll(/<Object>([\s\S]*?)<\/Object>/g)].map(([, object]) => {
+    const key = /<Key>([\s\S]*?)<\/Key>/.exec(object!)?.[1];
+    if (key === undefined) throw new UnrecognisedRequestError('S3 DeleteObjects names an object without a key');
+    const versionId = /<VersionId>([\s\S]*?)<\/VersionId>/.exec(object!)?.[1];
+    return { key: unescapeXml(key), ...(versionId !== undefined ? { versionId: unescapeXml(versionId) } : {}) };
+  });
+}
+
 /** S3, path-style (`/bucket/key`), the way the local clients address it. */
 function s3Requests(request: SignedRequest): AccessRequest[] {
   const url = new URL(request.url, 'http://stand-in');
@@ -110,8 +127,17 @@ function s3Requests(request: SignedRequest): AccessRequest[] {
   const bucketArn = `arn:${partition}:s3:::${bucket}`;
   if (!bucket) return [{ action: 's3:ListAllMyBuckets', resource: '*' }];
   if (!key) {
-    const subresources = [...query.keys()].filter((name) => !['list-type', 'prefix', 'delimiter', 'continuation-token', 'max-keys', 'start-after', 'encoding-type', 'fetch-owner', 'x-id'].includes(name));
+    const subresources = [...query.keys()].filter((name) => !LISTING_PARAMETERS.includes(name));
     if (subresources.length === 0 && (method === 'GET' || method === 'HEAD')) return [{ action: 's3:ListBucket', resource: bucketArn }];
+    const only = subresources.length === 1 ? subresources[0] : undefined;
+    if (only === 'versions' && method === 'GET') return [{ action: 's3:ListBucketVersions', resource: bucketArn }];
+    if (only === 'versioning' && method === 'GET') return [{ action: 's3:GetBucketVersioning', resource: bucketArn }];
+    if (only === 'delete' && method === 'POST') {
+      return objectsToDelete(request.body).map(({ key: objectKey, versionId }) => ({
+        action: versionId === undefined ? 's3:DeleteObject' : 's3:DeleteObjectVersion',
+        resource: `${bucketArn}/${objectKey}`,
+      }));
+    }
     if (subresources.length === 0 && method === 'PUT') return [{ action: 's3:CreateBucket', resource: bucketArn }];
     if (subresources.length === 0 && method === 'DELETE') return [{ action: 's3:DeleteBucket', resource: bucketArn }];
     throw new UnrecognisedRequestError(`S3 ${method} on a bucket with ?${subresources.join('&')} is not known to the stand-ins' IAM`);

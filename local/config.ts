@@ -12,7 +12,8 @@ import { parseSigningSecrets } from '../functions/domain/signing-secrets';
  * | `PORT` | 3000 | port of `http://127.0.0.1:$PORT/webhooks/vital`; 0: a free port, and free ports for the stand-ins too |
  * | `LOCAL_DYNAMODB_PORT` | `PORT`+1 | port of the DynamoDB endpoint that AWS CLI and SDK clients reach the local tables on |
  * | `LOCAL_SQS_S3_PORT` | `PORT`+2 | port of the SQS and S3 endpoint (one for both) |
- * | `LOCAL_DATA_DIR` | `.local/` | DynamoDB Local's database, fauxqs's queues and objects, the dev secret, `pipeline.json`; a relative path is taken from the project folder |
+ * | `LOCAL_EVENTBRIDGE_PORT` | `PORT`+3 | port of the EventBridge endpoint, whose one bus takes the change events |
+ * | `LOCAL_DATA_DIR` | `.local/` | DynamoDB Local's database, fauxqs's queues and objects, the dev secret, `pipeline.json`, the change events (`change-events.jsonl`); a relative path is taken from the project folder |
  * | `VITAL_WEBHOOK_SECRET` | generated once into `$LOCAL_DATA_DIR/webhook-secret` | the Svix signing secret (`whsec_...`) |
  * | `VITAL_API_KEY` | none | team API key the backfill function fetches history with; without it (and without `VITAL_API_BASE_URL`) the backfill fetches from the simulated Vital API |
  * | `VITAL_ENVIRONMENT`, `VITAL_REGION` | `production`, `us` | pick the Data Access API host |
@@ -36,7 +37,7 @@ export interface LocalPipelineConfig {
   /**
    * Ports of the stand-ins' endpoints, the ones AWS CLI and SDK clients reach: fixed, so that a
    * user's `--endpoint-url` or script keeps working over a restart. 0 is a free port on each start.
-   * @default { dynamodb: 0, sqsAndS3: 0 }
+   * @default { dynamodb: 0, sqsAndS3: 0, eventBridge: 0 }
    */
   readonly standInPorts?: StandInPorts;
   /**
@@ -52,6 +53,7 @@ export interface StandInPorts {
   readonly dynamodb: number;
   /** fauxqs serves SQS and S3 on one endpoint. */
   readonly sqsAndS3: number;
+  readonly eventBridge: number;
 }
 
 export const DEFAULT_PORT = 3000;
@@ -63,9 +65,16 @@ export const PORT_SETTINGS = {
   webhook: { name: 'PORT', serves: 'the webhook endpoint' },
   dynamodb: { name: 'LOCAL_DYNAMODB_PORT', serves: 'the DynamoDB endpoint', offset: 1 },
   sqsAndS3: { name: 'LOCAL_SQS_S3_PORT', serves: 'the SQS and S3 endpoint', offset: 2 },
+  eventBridge: { name: 'LOCAL_EVENTBRIDGE_PORT', serves: 'the EventBridge endpoint', offset: 3 },
 } as const;
 export const DEFAULT_DATA_DIR = '.local';
 export const DEV_SECRET_FILE = 'webhook-secret';
+/**
+ * The change events the local pipeline published, in the data folder: one JSON line per event as
+ * EventBridge delivers it, kept over restarts, so `vital-pipeline events` shows them even when the
+ * pipeline is stopped.
+ */
+export const CHANGE_EVENTS_FILE = 'change-events.jsonl';
 /**
  * `--fast-retries`: the worker times out after 1 s and a failed event is retried after 6 s, so a
  * poison event reaches the dead-letter queue in about 30 s instead of 15 minutes.
@@ -146,13 +155,13 @@ export function localPipelineConfig(env: NodeJS.ProcessEnv = process.env, args: 
   const standInPorts = {
     dynamodb: standInPort(env, PORT_SETTINGS.dynamodb, port),
     sqsAndS3: standInPort(env, PORT_SETTINGS.sqsAndS3, port),
+    eventBridge: standInPort(env, PORT_SETTINGS.eventBridge, port),
   };
-  const fixed = [port, standInPorts.dynamodb, standInPorts.sqsAndS3].filter((value) => value !== 0);
+  const ports = [port, standInPorts.dynamodb, standInPorts.sqsAndS3, standInPorts.eventBridge];
+  const fixed = ports.filter((value) => value !== 0);
   if (new Set(fixed).size < fixed.length) {
-    const { webhook, dynamodb, sqsAndS3 } = PORT_SETTINGS;
-    throw new InvalidLocalSettingError(
-      `${webhook.name}, ${dynamodb.name} and ${sqsAndS3.name} must differ, not ${port}, ${standInPorts.dynamodb} and ${standInPorts.sqsAndS3}`,
-    );
+    const names = Object.values(PORT_SETTINGS).map((setting) => setting.name);
+    throw new InvalidLocalSettingError(`${names.slice(0, -1).join(', ')} and ${names.at(-1)} must differ, not ${ports.slice(0, -1).join(', ')} and ${ports.at(-1)}`);
   }
   return {
     port,

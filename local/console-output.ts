@@ -1,10 +1,14 @@
 import { styleText } from 'node:util';
+import type { ChangeDetailType } from '../functions/domain/change-events';
+import type { DeliveredEvent } from './eventbridge-stand-in';
 
 /**
  * Human-readable output for the local pipeline: one line per request, one line per message a
- * consumer handled, and the handlers' Powertools logs (JSON in AWS) folded into the same format:
+ * consumer handled, one per change event published, and the handlers' Powertools logs (JSON in
+ * AWS) folded into the same format:
  *
  *     12:00:01.123  webhook   msg_2pX…  daily.data.workouts.created  accepted (202, 14 ms)
+ *     12:00:02.395  events    msg_2pX…  Records Changed  user u-1  oura/workouts  2026-05-14T06:00:00.000000Z..2026-05-14T07:00:00.000000Z  1 created, 0 updated, 0 unchanged
  *     12:00:02.401  worker    msg_2pX…  daily.data.workouts.created  stored 1 record
  *     12:00:05.017  worker    msg_2pX…  daily.data.workouts.created  duplicate: already stored, nothing changed
  *
@@ -145,8 +149,9 @@ const UNITS: Readonly<Record<string, string>> = {
 
 const counted = (count: number, unit: string) => `${count} ${unit}${count === 1 ? '' : 's'}`;
 
-/** What a processed delivery did, in words: stored, a duplicate, stale, kept aside, or nothing to store. */
+/** What a processed delivery did, in words: stored, a duplicate, stale, kept aside, nothing to store, or dropped (its user erased). */
 export function describeDelivery(delivery: DeliveryLog): string {
+  if (delivery.result === 'erased') return 'user erased: dropped, nothing stored (the message predates the erasure)';
   switch (delivery.action) {
     case 'unknown':
       return 'unknown event type: body kept for a replay (vital-pipeline inspect unrecognised)';
@@ -214,3 +219,78 @@ export function routePowertoolsLogs(
 const POWERTOOLS_LEVELS: readonly string[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL', 'SILENT'];
 
 const EMPTY_METRICS_WARNING = 'No application metrics to publish';
+
+/**
+ * What a line about a change event shows, each part read from its detail ('-' when it has none):
+ * who, what (provider/resource), the time range, the counts, and the delivery or backfill run it
+ * came from. A detail holds no sample value or body (`functions/domain/change-events.ts`), and only
+ * these named fields are read from it.
+ */
+export interface ChangeEventFacts {
+  readonly user: string;
+  readonly subject: string;
+  readonly range: string;
+  readonly counts: string;
+  /** The svix-id of the delivery, or `run <id>` of the backfill run. */
+  readonly origin: string;
+}
+
+type Fields = Readonly<Record<string, unknown>>;
+
+/** A text field of a detail (or of an object in it), undefined when absent or empty. */
+const textOf = (fields: Fields, name: string): string | undefined => {
+  const value = fields[name];
+  return typeof value === 'string' && value !== '' ? value : undefined;
+};
+/** A count of a detail, `?` when absent. */
+const countOf = (fields: Fields, name: string): string => (typeof fields[name] === 'number' ? String(fields[name]) : '?');
+const objectOf = (fields: Fields, name: string): Fields => (typeof fields[name] === 'object' && fields[name] !== null ? (fields[name] as Fields) : {});
+
+export function changeEventFacts(event: Pick<DeliveredEvent, 'detail-type' | 'detail'>): ChangeEventFacts {
+  const { detail } = event;
+  const timeRange = objectOf(detail, 'time_range');
+  const from = textOf(timeRange, 'from') ?? textOf(detail, 'start_date');
+  const to = textOf(timeRange, 'to') ?? textOf(detail, 'end_date');
+  const subject = [textOf(detail, 'provider'), textOf(detail, 'resource') ?? textOf(detail, 'event_type')].filter(Boolean).join('/');
+  const run = textOf(detail, 'backfill_run');
+  return {
+    user: textOf(detail, 'user_id') ?? '-',
+    subject: subject || '-',
+    range: from && to ? `${from}..${to}` : '-',
+    counts: changeCounts(event['detail-type'], detail),
+    origin: textOf(detail, 'svix_id') ?? (run ? `run ${run}` : '-'),
+  };
+}
+
+/** The counts (or outcome) a detail-type carries, in words. */
+function changeCounts(detailType: string, detail: Fields): string {
+  const text = (name: string) => textOf(detail, name) ?? '?';
+  // Typed, so that a detail-type renamed in the contract fails to compile here.
+  switch (detailType as ChangeDetailType) {
+    case 'Records Changed': {
+      const records = objectOf(detail, 'records');
+      return `${countOf(records, 'created')} created, ${countOf(records, 'updated')} updated, ${countOf(records, 'unchanged')} unchanged`;
+    }
+    case 'Connection Changed':
+      return `${text('change')}${textOf(detail, 'error_type') ? ` (${text('error_type')})` : ''}, ${text('result')}`;
+    case 'Backfill Progress':
+      return `window ${countOf(detail, 'windows_done')} of ${countOf(detail, 'windows_total')}, ${countOf(detail, 'pages_done')} pages, ${countOf(detail, 'records_stored')} records stored`;
+    case 'Backfill Finished':
+      return `${text('state')}, ${countOf(detail, 'records_stored')} records stored${textOf(detail, 'reason') ? `: ${text('reason')}` : ''}`;
+    case 'Events Held Back':
+      return `${countOf(detail, 'count')} held back: ${text('reason')}`;
+    default:
+      return '-';
+  }
+}
+
+/** The local pipeline's console line for a change event it published. */
+export function changeEventLine(event: DeliveredEvent): OutputLine {
+  const facts = changeEventFacts(event);
+  return {
+    source: 'events',
+    ...(facts.origin !== '-' ? { id: facts.origin } : {}),
+    eventType: event['detail-type'],
+    text: `user ${facts.user}  ${facts.subject}  ${facts.range}  ${facts.counts}`,
+  };
+}

@@ -6,7 +6,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BUCKET, consumerTimeouts, QUEUES, TABLES, type QueueDefinition } from '../functions/shared/resources';
+import { BUCKET, CHANGE_EVENT_BUS, consumerTimeouts, QUEUES, TABLES, type QueueDefinition } from '../functions/shared/resources';
 import { createTables, localTableName } from './provision';
 
 /**
@@ -39,7 +39,9 @@ export interface LocalResources {
   readonly tables: Readonly<Record<TableName, string>>;
   readonly queues: Readonly<Record<QueueName, LocalQueue>>;
   readonly bucket: string;
-  /** Table, queue and bucket names by the environment variables the handlers read. */
+  /** The change-event bus's name: the EventBridge stand-in is started with it (it has no API to create one). */
+  readonly changeEventBus: string;
+  /** Table, queue, bucket and bus names by the environment variables the handlers read. */
   readonly environment: Readonly<Record<string, string>>;
 }
 
@@ -126,10 +128,11 @@ export async function createLocalResources(options: CreateLocalResourcesOptions)
   const tables = Object.fromEntries(
     Object.entries(TABLES).map(([name, definition]) => [name, localTableName(prefix, definition)]),
   ) as Record<TableName, string>;
-  const environment: Record<string, string> = { ...tableEnvironment, [BUCKET.envVar]: bucket };
+  const changeEventBus = `${prefix}${CHANGE_EVENT_BUS.id}`;
+  const environment: Record<string, string> = { ...tableEnvironment, [BUCKET.envVar]: bucket, [CHANGE_EVENT_BUS.envVar]: changeEventBus };
   for (const queue of Object.values(queues)) {
     environment[queue.definition.envVar] = queue.url;
     environment[queue.definition.deadLetterEnvVar] = queue.deadLetterUrl;
   }
-  return { tables, queues, bucket, environment };
+  return { tables, queues, bucket, changeEventBus, environment };
 }

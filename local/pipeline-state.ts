@@ -16,12 +16,15 @@ export interface PipelineState {
   readonly region: string;
   readonly endpoints: { readonly dynamodb: string; readonly sqs: string; readonly s3: string };
   readonly tables: Readonly<Record<TableName, string>>;
-  readonly queues: Readonly<Record<QueueName, { readonly url: string; readonly deadLetterUrl: string }>>;
+  /** Each queue, with its consumer's timeout as this pipeline runs it (scaled by `--fast-retries`; absent in files of older versions). */
+  readonly queues: Readonly<Record<QueueName, { readonly url: string; readonly deadLetterUrl: string; readonly functionTimeoutSeconds?: number }>>;
   readonly bucket: string;
   /** Where the signing secret is: a file in the data folder, or only the pipeline's environment. */
   readonly secret: { readonly source: 'file'; readonly path: string } | { readonly source: 'environment' };
   /** The Data Access API the backfill fetches from: the simulated one the pipeline started, or the configured one. */
   readonly vitalApi: { readonly source: 'simulated' | 'configured'; readonly url: string };
+  /** The change events: the EventBridge stand-in's endpoint and bus, and the file its events are kept in. */
+  readonly changeEvents: { readonly endpoint: string; readonly bus: string; readonly file: string };
 }
 
 /** The local pipeline is not running (no state file, or its process is gone). */

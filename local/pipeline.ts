@@ -8,11 +8,12 @@ import path from 'node:path';
 import { ATTRIBUTE } from '../functions/domain/queued-event';
 import { SERVICE_NAME } from '../functions/shared/service';
 import { backfillTimeReserveMs, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../functions/shared/resources';
-import { devWebhookSecret, PORT_SETTINGS, type LocalPipelineConfig } from './config';
+import { CHANGE_EVENTS_FILE, devWebhookSecret, PORT_SETTINGS, type LocalPipelineConfig } from './config';
 import { acquireDataFolderLock } from './data-folder-lock';
 import { createServer } from 'node:net';
 import { apiKeyRetryDelaySeconds } from '../functions/domain/backfill-failure';
-import { describeDelivery, routePowertoolsLogs, type DeliveryLog, type Output } from './console-output';
+import { changeEventLine, describeDelivery, routePowertoolsLogs, type DeliveryLog, type Output } from './console-output';
+import { startEventBridge, type RunningEventBridge } from './eventbridge-stand-in';
 import { SqsEventSourceMapping, type MessageOutcome, type SqsFunction } from './event-source-mapping';
 import { startHttpApi, type HandledRequest, type HttpFunction, type RunningHttpApi } from './http-api';
 import { createLocalResources, type LocalResources, type QueueName } from './local-resources';
@@ -122,7 +123,7 @@ class Teardown {
 /** The handler environment: stand-in endpoints, local credentials, resource names and local settings. */
 function handlerEnvironment(
   resources: LocalResources,
-  endpoints: PipelineState['endpoints'],
+  endpoints: Parameters<typeof standInEnvironment>[0],
   webhookSecret: string,
   timeScale: number,
   vitalApi: { readonly url: string; readonly apiKey: string } | undefined,
@@ -238,10 +239,11 @@ export async function startLocalPipeline(config: LocalPipelineConfig, output: Ou
     // Before anything else: a second pipeline on this folder would run a second database on its files.
     const lock = await acquireDataFolderLock(config.dataDir, { onStaleLock: (message) => output.plain(message) });
     teardown.add(() => lock.release());
-    const standInPorts = config.standInPorts ?? { dynamodb: 0, sqsAndS3: 0 };
+    const standInPorts = config.standInPorts ?? { dynamodb: 0, sqsAndS3: 0, eventBridge: 0 };
     await refuseBusyPort(config.port, PORT_SETTINGS.webhook);
     await refuseBusyPort(standInPorts.dynamodb, PORT_SETTINGS.dynamodb);
     await refuseBusyPort(standInPorts.sqsAndS3, PORT_SETTINGS.sqsAndS3);
+    await refuseBusyPort(standInPorts.eventBridge, PORT_SETTINGS.eventBridge);
     const secret = config.webhookSecret
       ? { secret: config.webhookSecret, path: undefined, created: false }
       : await devWebhookSecret(config.dataDir);
@@ -289,6 +291,21 @@ export async function startLocalPipeline(config: LocalPipelineConfig, output: Ou
     for (const line of standInAccessHint({ dynamodb: dynamoDb.endpoint, sqsAndS3: sqsAndS3.endpoint }, resources.tables.summaries)) {
       output.plain(line);
     }
+    const changeEventsFile = path.join(config.dataDir, CHANGE_EVENTS_FILE);
+    let eventBridge: RunningEventBridge;
+    try {
+      eventBridge = await startEventBridge({
+        busName: resources.changeEventBus,
+        eventsFile: changeEventsFile,
+        port: standInPorts.eventBridge,
+        onEvent: (event) => output.line(changeEventLine(event)),
+      });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new PortInUseError(standInPorts.eventBridge, PORT_SETTINGS.eventBridge);
+      throw error;
+    }
+    teardown.add(() => eventBridge.stop());
+    output.plain(`EventBridge: change events on bus ${eventBridge.busName} at ${eventBridge.endpoint}, kept in ${changeEventsFile}. Watch them: npx vital-pipeline events --follow`);
     if (config.timeScale !== 1) {
       const { events } = resources.queues;
       output.plain(`Fast retries: the worker times out after ${events.functionTimeoutSeconds} s and a failed event is retried after ${events.visibilityTimeoutSeconds} s`);
@@ -311,7 +328,7 @@ export async function startLocalPipeline(config: LocalPipelineConfig, output: Ou
     const deliveryLogs = new DeliveryLogs();
     routePowertoolsLogs(output, 'handler', { minLevel: shownLogLevel(process.env), onDelivery: (delivery) => deliveryLogs.add(delivery) });
     const vitalApi = hooks.vitalApi ?? simulatedVital;
-    Object.assign(process.env, handlerEnvironment(resources, endpoints, secret.secret, config.timeScale, vitalApi, hooks.expectedTeamId));
+    Object.assign(process.env, handlerEnvironment(resources, { ...endpoints, eventBridge: eventBridge.endpoint }, secret.secret, config.timeScale, vitalApi, hooks.expectedTeamId));
     if (hooks.handlerClients) {
       const [{ sqsClient }, { dynamoDbClient }] = await Promise.all([import('../functions/adapters/sqs-client'), import('../functions/adapters/dynamodb-client')]);
       hooks.handlerClients({ sqs: sqsClient(), dynamodb: dynamoDbClient() }, resources.queues);
@@ -384,11 +401,12 @@ export async function startLocalPipeline(config: LocalPipelineConfig, output: Ou
       endpoints,
       tables: resources.tables,
       queues: Object.fromEntries(
-        Object.entries(resources.queues).map(([name, queue]) => [name, { url: queue.url, deadLetterUrl: queue.deadLetterUrl }]),
+        Object.entries(resources.queues).map(([name, queue]) => [name, { url: queue.url, deadLetterUrl: queue.deadLetterUrl, functionTimeoutSeconds: queue.functionTimeoutSeconds }]),
       ) as PipelineState['queues'],
       bucket: resources.bucket,
       secret: secret.path ? { source: 'file', path: secret.path } : { source: 'environment' },
       vitalApi: simulatedVital ? { source: 'simulated', url: simulatedVital.url } : { source: 'configured', url: vitalApiBaseUrlFromEnvironment() },
+      changeEvents: { endpoint: eventBridge.endpoint, bus: eventBridge.busName, file: changeEventsFile },
     };
     await writePipelineState(config.dataDir, state);
     teardown.add(() => removePipelineState(config.dataDir));

@@ -6,7 +6,8 @@ import type { PipelineFunctionName } from '../functions/shared/resources';
 import { VitalWebhookPipelineStack } from '../lib/vital-webhook-pipeline-stack';
 import { AccessEvaluator } from './aws-access';
 import type { RunningStandIn } from './stand-ins';
-import { LOCAL_ACCOUNT, localAccessModel, type SynthesizedTemplate } from './synthesized-access';
+import type { CfnManagedPolicy } from 'aws-cdk-lib/aws-iam';
+import { LOCAL_ACCOUNT, localAccessModel, type OperatorPolicyName, type SynthesizedTemplate } from './synthesized-access';
 
 /**
  * The stack's IAM, held over the stand-ins: the app is synthesized in process (no bundling) with
@@ -16,6 +17,8 @@ import { LOCAL_ACCOUNT, localAccessModel, type SynthesizedTemplate } from './syn
 interface SynthesizedStack {
   readonly template: SynthesizedTemplate;
   readonly functions: Readonly<Record<PipelineFunctionName, string>>;
+  /** Logical ids of the policies the stack makes for operators' roles. */
+  readonly operatorPolicies: Readonly<Record<OperatorPolicyName, string>>;
 }
 
 let synthesized: SynthesizedStack | undefined;
@@ -38,19 +41,21 @@ export function synthesizedStack(): SynthesizedStack {
     const functions = Object.fromEntries(
       Object.entries(stack.functions).map(([name, fn]) => [name, stack.getLogicalId(fn.node.defaultChild as CfnFunction)]),
     ) as Record<PipelineFunctionName, string>;
-    synthesized = { template: Template.fromStack(stack).toJSON() as SynthesizedTemplate, functions };
+    const operatorPolicies = { erase: stack.getLogicalId(stack.erasePolicy.node.defaultChild as CfnManagedPolicy) };
+    synthesized = { template: Template.fromStack(stack).toJSON() as SynthesizedTemplate, functions, operatorPolicies };
   }
   return synthesized;
 }
 
 /**
- * From now on, every request a function signs (with `functionCredentials`) to these stand-ins is
- * evaluated against the stack's policies, resolved onto the resources `localEnvironment` names (the
- * handlers' environment variables). Call again when the resources change (a test case's new queue).
+ * From now on, every request a function (or an operator role of the stack) signs with
+ * `functionCredentials` to these stand-ins is evaluated against the stack's policies, resolved onto
+ * the resources `localEnvironment` names (the handlers' environment variables). Call again when the
+ * resources change (a test case's new queue).
  */
 export function enforceStackAccess(standIns: readonly RunningStandIn[], localEnvironment: Readonly<Record<string, string>>): AccessEvaluator {
-  const { template, functions } = synthesizedStack();
-  const access = new AccessEvaluator(localAccessModel(template, functions, localEnvironment));
+  const { template, functions, operatorPolicies } = synthesizedStack();
+  const access = new AccessEvaluator(localAccessModel(template, functions, localEnvironment, operatorPolicies));
   for (const standIn of standIns) standIn.enforce(access);
   return access;
 }

@@ -33,7 +33,13 @@ export interface RunningStandIn {
  * The environment through which the handlers' own wiring (their `*FromEnvironment()` functions, and
  * the SDK's endpoint variables) reaches the stand-ins instead of AWS.
  */
-export function standInEnvironment(endpoints: { readonly dynamodb: string; readonly sqs: string; readonly s3: string }): Record<string, string> {
+export function standInEnvironment(endpoints: {
+  readonly dynamodb: string;
+  readonly sqs: string;
+  readonly s3: string;
+  /** The EventBridge stand-in (`eventbridge-stand-in.ts`), where change events are published. */
+  readonly eventBridge?: string;
+}): Record<string, string> {
   return {
     AWS_REGION: LOCAL_AWS.region,
     AWS_ACCESS_KEY_ID: LOCAL_AWS.credentials.accessKeyId,
@@ -41,6 +47,7 @@ export function standInEnvironment(endpoints: { readonly dynamodb: string; reado
     AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
     AWS_ENDPOINT_URL_SQS: endpoints.sqs,
     AWS_ENDPOINT_URL_S3: endpoints.s3,
+    ...(endpoints.eventBridge ? { AWS_ENDPOINT_URL_EVENTBRIDGE: endpoints.eventBridge } : {}),
   };
 }
 

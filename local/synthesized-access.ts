@@ -7,8 +7,8 @@ import type { PipelineFunctionName } from '../functions/shared/resources';
  *
  * The stack hands each function its resources through environment variables (`SUMMARIES_TABLE:
  * {Ref: TablesSummaries…}`); a runner on the stand-ins sets the same variables to its local names.
- * Matching the two maps every logical id the functions use to a local table, queue, bucket or
- * secret. A reference to anything else (the KMS key, a resource no function is told about) resolves
+ * Matching the two maps every logical id the functions use to a local table, queue, bucket, secret
+ * or event bus. A reference to anything else (the KMS key, a resource no function is told about) resolves
  * to an ARN no local resource has, so it can only deny, never allow by accident.
  */
 
@@ -32,9 +32,15 @@ export interface PolicyDocument {
   readonly Statement: readonly Record<string, unknown>[];
 }
 
-/** One function's identity on the stand-ins. */
+/**
+ * The customer managed policies the stack makes for operators' roles (`ErasePolicy`, which
+ * `vital-pipeline erase --stack` needs), by the name a role holding only that policy signs as.
+ */
+export type OperatorPolicyName = 'erase';
+
+/** One function's identity on the stand-ins, or an operator role's that holds one operator policy. */
 export interface FunctionAccess {
-  readonly name: PipelineFunctionName;
+  readonly name: PipelineFunctionName | OperatorPolicyName;
   /** The role's ARN as AWS would show it in a denial. */
   readonly roleArn: string;
   /** Inline and attached policies of the role, resolved onto the local resources. */
@@ -72,6 +78,8 @@ export function localArn(type: string, physicalId: string): string | undefined {
       return `arn:${partition}:s3:::${physicalId}`;
     case 'AWS::SecretsManager::Secret':
       return physicalId;
+    case 'AWS::Events::EventBus':
+      return `arn:${partition}:events:${region}:${accountId}:event-bus/${physicalId}`;
     default:
       return undefined;
   }
@@ -124,12 +132,14 @@ function resolver(template: SynthesizedTemplate, physicalIds: ReadonlyMap<string
 /**
  * The access model of the stack on the stand-ins. `functions` names each function's logical id in
  * the template; `localEnvironment` is the environment the runner gives the handlers (variable name
- * to local table name, queue URL, bucket name or secret id).
+ * to local table name, queue URL, bucket name or secret id); `operatorPolicies` names the logical
+ * id of each operator policy, whose role is modelled as holding that policy alone.
  */
 export function localAccessModel(
   template: SynthesizedTemplate,
   functions: Readonly<Record<PipelineFunctionName, string>>,
   localEnvironment: Readonly<Record<string, string>>,
+  operatorPolicies: Readonly<Partial<Record<OperatorPolicyName, string>>> = {},
 ): LocalAccessModel {
   const physicalIds = new Map<string, string>();
   for (const logicalId of Object.values(functions)) {
@@ -161,6 +171,15 @@ export function localAccessModel(
       identityPolicies: [...inline, ...attached],
     };
   });
+  const operatorAccess = (Object.entries(operatorPolicies) as [OperatorPolicyName, string][]).map(([name, policyId]): FunctionAccess => {
+    const policy = template.Resources[policyId];
+    if (policy?.Type !== 'AWS::IAM::ManagedPolicy') throw new Error(`${policyId} is no managed policy of the stack`);
+    return {
+      name,
+      roleArn: `arn:${LOCAL_ACCOUNT.partition}:iam::${LOCAL_ACCOUNT.accountId}:role/${name}-operator`,
+      identityPolicies: [{ name: policyId, policy: resolve(policy.Properties!.PolicyDocument) as PolicyDocument }],
+    };
+  });
 
   const resourcePolicies: ResourcePolicy[] = [];
   for (const [, resource] of resources) {
@@ -177,5 +196,5 @@ export function localAccessModel(
       if (resourceArn) resourcePolicies.push({ resourceArn, policy: resolve(properties.PolicyDocument) as PolicyDocument });
     }
   }
-  return { functions: functionAccess, resourcePolicies };
+  return { functions: [...functionAccess, ...operatorAccess], resourcePolicies };
 }

@@ -3,5 +3,6 @@
  * they use instead, so that a cold start loads only those clients.
  */
 export { dynamoDbClient } from './dynamodb-client';
+export { eventBridgeClient } from './eventbridge-client';
 export { s3Client } from './s3-client';
 export { sqsClient } from './sqs-client';

@@ -1,4 +1,5 @@
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { ownerMetadata } from '../domain/envelope-owner';
 import type { ClaimCheck } from '../domain/queued-event';
 import type { ClaimCheckStore } from './event-queue';
 
@@ -9,9 +10,9 @@ export class S3ClaimCheckStore implements ClaimCheckStore {
     private readonly bucket: string,
   ) {}
 
-  async put(key: string, body: string): Promise<ClaimCheck> {
+  async put(key: string, body: string, userId?: string): Promise<ClaimCheck> {
     await this.s3.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/json' }),
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/json', Metadata: ownerMetadata(userId) }),
     );
     return { bucket: this.bucket, key };
   }

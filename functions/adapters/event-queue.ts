@@ -10,12 +10,14 @@ import {
 
 /** Makes a verified delivery durable. Resolves only once the event is stored; rejects otherwise. */
 export interface EventQueue {
-  enqueue(event: QueuedEventAttributes & { readonly body: string }): Promise<{ readonly claimChecked: boolean }>;
+  /** `userId`: the user the body's envelope names, which labels a claim-checked body. */
+  enqueue(event: QueuedEventAttributes & { readonly body: string; readonly userId?: string }): Promise<{ readonly claimChecked: boolean }>;
 }
 
 /** Keeps bodies too large for a queue message. */
 export interface ClaimCheckStore {
-  put(key: string, body: string): Promise<ClaimCheck>;
+  /** Keeps `body` under `key`, labelled with the user it belongs to (`ownerMetadata`), so an erasure finds it unread. */
+  put(key: string, body: string, userId?: string): Promise<ClaimCheck>;
   get(claimCheck: ClaimCheck): Promise<string>;
 }
 
@@ -39,7 +41,7 @@ function asMessageAttributes(attributes: Record<string, string>): Record<string,
 export class SqsEventQueue implements EventQueue {
   constructor(private readonly options: SqsEventQueueOptions) {}
 
-  async enqueue(event: QueuedEventAttributes & { readonly body: string }): Promise<{ readonly claimChecked: boolean }> {
+  async enqueue(event: QueuedEventAttributes & { readonly body: string; readonly userId?: string }): Promise<{ readonly claimChecked: boolean }> {
     const { sqs, queueUrl, claimChecks, claimCheckPrefix = 'raw-bodies/', maxMessageBytes = SQS_MAX_MESSAGE_BYTES } =
       this.options;
     const inline = encodeAttributes(event);
@@ -49,7 +51,7 @@ export class SqsEventQueue implements EventQueue {
       );
       return { claimChecked: false };
     }
-    const claimCheck = await claimChecks.put(claimCheckKey(claimCheckPrefix, event.svixId, event.receivedAt), event.body);
+    const claimCheck = await claimChecks.put(claimCheckKey(claimCheckPrefix, event.svixId, event.receivedAt), event.body, event.userId);
     const attributes = encodeAttributes(event, claimCheck);
     await sqs.send(
       new SendMessageCommand({

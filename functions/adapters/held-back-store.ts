@@ -31,10 +31,15 @@ export class S3HeldBackStore implements HeldBackStore {
     private readonly prefix: string = BUCKET.prefixes.heldBack,
   ) {}
 
+  /** Where every held-back record of a user is kept: the prefix `list` and an erasure read. */
+  prefixOf(userId: string): string {
+    return `${this.prefix}${encodeURIComponent(userId)}/`;
+  }
+
   keyOf({ location }: Pick<HeldBackRecord, 'location'>): string {
     const part = encodeURIComponent;
     return (
-      `${this.prefix}${part(location.userId)}/${part(location.provider)}/${part(location.resource)}/${part(location.runId)}/` +
+      `${this.prefixOf(location.userId)}${part(location.provider)}/${part(location.resource)}/${part(location.runId)}/` +
       `w${location.windowIndex}-p${location.page}-${part(location.index)}.json`
     );
   }
@@ -71,7 +76,7 @@ export class S3HeldBackStore implements HeldBackStore {
    * and index; objects not in the key layout last. Reads keys and metadata only, never a record.
    */
   async list(userId?: string): Promise<HeldBackEntry[]> {
-    const prefix = userId === undefined ? this.prefix : `${this.prefix}${encodeURIComponent(userId)}/`;
+    const prefix = userId === undefined ? this.prefix : this.prefixOf(userId);
     const entries = (await listKeptObjects(this.s3, this.bucket, prefix)).map(({ key, metadata, lastModified }) => ({
       key,
       location: this.locationOf(key),

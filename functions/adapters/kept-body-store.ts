@@ -1,5 +1,6 @@
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Delivery, KeptBodyStore, KeptReason } from '../domain/event-processing';
+import { ownerMetadata } from '../domain/envelope-owner';
 import { messageCreatedAtMs } from '../domain/message-order';
 import { claimCheckKey, type QueuedEventAttributes } from '../domain/queued-event';
 import { listKeptObjects } from './kept-objects';
@@ -24,16 +25,18 @@ export interface KeptBody extends QueuedEventAttributes {
 
 /**
  * Object metadata of a kept body: the delivery facts exactly as the verifier queued them, so a
- * replay can queue it again as it was. The event type comes from the signed body and may hold any
- * character, so it is URI-encoded (S3 metadata travels as HTTP headers); a Vital type is unchanged.
+ * replay can queue it again as it was, and the user its envelope names, so that an erasure finds
+ * it without reading it (`ownerMetadata`). The event type comes from the signed body and may hold
+ * any character, so it is URI-encoded (S3 metadata travels as HTTP headers); a Vital type is unchanged.
  */
-function metadataOf(delivery: Delivery, reason: KeptReason): Record<string, string> {
+function metadataOf(delivery: Delivery, reason: KeptReason, userId?: string): Record<string, string> {
   return {
     reason,
     'svix-id': delivery.svixId,
     'svix-timestamp': delivery.svixTimestamp,
     'event-type': encodeURIComponent(delivery.eventType),
     'received-at': delivery.receivedAt,
+    ...ownerMetadata(userId),
   };
 }
 
@@ -51,14 +54,14 @@ export class S3KeptBodyStore implements KeptBodyStore {
     private readonly prefix: string,
   ) {}
 
-  async keep(delivery: Delivery, reason: KeptReason): Promise<void> {
+  async keep(delivery: Delivery, reason: KeptReason, userId?: string): Promise<void> {
     await this.s3.send(
       new PutObjectCommand({
         Bucket: this.bucket,
         Key: keptBodyKey(this.prefix, delivery),
         Body: delivery.body,
         ContentType: 'application/json',
-        Metadata: metadataOf(delivery, reason),
+        Metadata: metadataOf(delivery, reason, userId),
       }),
     );
   }

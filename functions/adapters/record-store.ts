@@ -104,7 +104,8 @@ export interface TimeRange {
   readonly to: string;
 }
 
-const partitionKey = (userId: string, resource: string): string => `${userId}#${resource}`;
+/** The partition key of a user's records of one resource, in both tables: what a read, and an erasure, queries. */
+export const partitionKey = (userId: string, resource: string): string => `${userId}#${resource}`;
 
 async function inBatches<T, R>(items: readonly T[], size: number, work: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = [];
@@ -144,22 +145,24 @@ export class DynamoDbRecordStore implements RecordStore {
       throw new SummaryTooLargeError(`${input.resource} record ${identity.id} exceeds the DynamoDB item size`);
     }
     try {
-      await this.documents.send(
+      const { Attributes: replaced } = await this.documents.send(
         new PutCommand({
           TableName: this.options.summariesTable,
           Item: item,
           ConditionExpression: 'attribute_not_exists(pk) OR version < :version',
           ExpressionAttributeValues: { ':version': identity.version },
+          // The replaced item tells created from updated, at no extra cost.
+          ReturnValues: 'ALL_OLD',
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
-      return { written: 1, stale: 0, unchanged: 0 };
+      return { written: 1, created: replaced ? 0 : 1, stale: 0, unchanged: 0 };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
       // Equal version: this very version is stored already (a redelivery); not stale, not written.
       const stored = error.Item?.version?.S;
       const unchanged = stored !== undefined && compareVersions(stored, identity.version) === 0;
-      return { written: 0, stale: unchanged ? 0 : 1, unchanged: unchanged ? 1 : 0 };
+      return { written: 0, created: 0, stale: unchanged ? 0 : 1, unchanged: unchanged ? 1 : 0 };
     }
   }
 
@@ -172,10 +175,11 @@ export class DynamoDbRecordStore implements RecordStore {
     return outcomes.reduce(
       (total, outcome) => ({
         written: total.written + outcome.written,
+        created: total.created + outcome.created,
         stale: total.stale + outcome.stale,
         unchanged: total.unchanged + outcome.unchanged,
       }),
-      { written: 0, stale: 0, unchanged: 0 },
+      { written: 0, created: 0, stale: 0, unchanged: 0 },
     );
   }
 
@@ -225,7 +229,7 @@ export class DynamoDbRecordStore implements RecordStore {
       const outcomes = group.map(({ samples, order, origin }) => {
         const merged = mergeSamples(contents, samples, order, origin);
         contents = merged.contents;
-        return { written: merged.written, stale: merged.stale, unchanged: merged.unchanged };
+        return { written: merged.written, created: merged.created, stale: merged.stale, unchanged: merged.unchanged };
       });
       if (outcomes.every((outcome) => outcome.written === 0)) return outcomes;
       const revision = (current?.revision as number | undefined) ?? 0;

@@ -38,9 +38,14 @@ export class S3WorkoutStreamStore implements WorkoutStreamStore {
     private readonly prefix: string = BUCKET.prefixes.workoutStreams,
   ) {}
 
+  /** Where every stream of a user is kept: the prefix an erasure removes. */
+  prefixOf(userId: string): string {
+    return `${this.prefix}${encodeURIComponent(userId)}/`;
+  }
+
   /** The object key of a workout's stream. */
   keyOf(userId: string, provider: string, workoutId: string): string {
-    return `${this.prefix}${encodeURIComponent(userId)}/${encodeURIComponent(provider)}/${encodeURIComponent(workoutId)}.json`;
+    return `${this.prefixOf(userId)}${encodeURIComponent(provider)}/${encodeURIComponent(workoutId)}.json`;
   }
 
   /** The stored stream's order key and ETag; undefined when none is stored (404, or 403 without `s3:ListBucket`). */

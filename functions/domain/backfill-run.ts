@@ -1,7 +1,8 @@
 import { listingResourceOf, resourceNamed, type ResourceDefinition } from './catalogue';
 import { orderKeyOfFetch, type OrderKey } from './message-order';
-import type { RecordStore } from './record-store';
-import { sampleSourceOf } from './record-identity';
+import { timeRangeOf, type ChangeEvent, type ChangeEventPublisher } from './change-events';
+import type { RecordStore, SampleSource, WriteOutcome } from './record-store';
+import { sampleInstant, sampleSourceOf, summaryTime } from './record-identity';
 import { InvalidBackfillRangeError, planRun, type BackfillWindow } from './backfill-plan';
 import type {
   BackfillCheckpoint,
@@ -16,6 +17,8 @@ import { VitalApiClientError, type SummaryFetch, type TimeseriesPage, type Vital
 import { checkpointAfter, PagesAhead } from './backfill-pages';
 import { API_KEY_MAX_WAIT_MS, API_KEY_NEVER_SET, API_KEY_RETRY_DELAY_SECONDS, classifyBackfillError, deadLetterReason } from './backfill-failure';
 import { sortSamples, sortSummaries, type HeldBackLocation, type HeldBackStore, type SortedRecords } from './held-back';
+import { erasedBy, orderOfRun, type ErasureRegister } from './erasure';
+import { NamedError } from './named-error';
 
 /**
  * Runs backfill jobs. A historical job loops over pages from its checkpoint while the invocation has
@@ -37,6 +40,10 @@ import { sortSamples, sortSummaries, type HeldBackLocation, type HeldBackStore, 
  * checkpoint, so the checkpoint and the run id stay), the job is sent again with a long delay and the
  * current message is acknowledged. It goes on by itself at the first page the key fetches, and fails
  * with `api_key_never_set` only when no key worked for `apiKeyMaxWaitMs`.
+ *
+ * A run queued before its user was erased stores nothing from then on: the erasure is read before
+ * each page is stored, and such a run is marked failed (`erased`) at its next page; a workout-stream
+ * job of a notice created before the erasure fetches nothing (functions/domain/erasure.ts).
  */
 
 /** Where fetched workout streams are kept. */
@@ -61,6 +68,10 @@ export interface BackfillProgressListener {
   heldBack?(location: HeldBackLocation, reason: string): void;
   /** A job found the API key missing or rejected and was sent again, to try after `retryInSeconds`. */
   waitingForApiKey?(resource: string, reason: string, waitedMs: number, retryInSeconds: number): void;
+  /** Progress or finish events could not be published (the status, which they only echo, is written). */
+  changeEventsNotPublished?(reason: string): void;
+  /** A run or stream job of an erased user, queued before the erasure, was stopped without storing anything more. */
+  erased?(resource: string): void;
 }
 
 export interface BackfillRunnerDependencies {
@@ -71,6 +82,10 @@ export interface BackfillRunnerDependencies {
   /** Where records that break the schema are kept (`functions/domain/held-back.ts`). */
   readonly heldBack: HeldBackStore;
   readonly queue: BackfillQueue;
+  /** Where change events go: records stored, progress and the end of each run (`change-events.ts`). */
+  readonly changes: ChangeEventPublisher;
+  /** The erasures in force: a run queued before its user's erasure stops at its next page. */
+  readonly erasures: ErasureRegister;
   readonly listener?: BackfillProgressListener;
   readonly now?: () => Date;
   /**
@@ -115,7 +130,9 @@ export type HistoricalJobOutcome =
    */
   | 'api_key_never_set'
   /** Nothing to do: a newer run replaced this one, another invocation advanced it, or it had finished. */
-  | 'stale';
+  | 'stale'
+  /** The user was erased after the run was queued: the status says failed (`erased`), nothing more was stored. */
+  | 'erased';
 
 const WORKOUTS = resourceNamed('workouts')!;
 
@@ -137,7 +154,7 @@ type FetchedPage =
 type StoredPage = { readonly records: number; readonly heldBack: number; readonly nextCursor: string | null } | 'out_of_time';
 
 /** What an invocation did with a workout stream job message. */
-export type WorkoutStreamJobOutcome = 'stored' | 'skipped' | 'missing' | 'waiting_for_api_key' | 'api_key_never_set';
+export type WorkoutStreamJobOutcome = 'stored' | 'skipped' | 'missing' | 'waiting_for_api_key' | 'api_key_never_set' | 'erased';
 
 /** How much work one invocation may still start. */
 export interface InvocationBudget {
@@ -159,6 +176,87 @@ type StreamOutcome = 'stored' | 'current' | 'missing';
 
 
 const describe = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+
+/** A page of a run queued before its user's erasure was about to be stored: the run stops there. */
+class RunErasedError extends NamedError {}
+
+/** How far a run is, after a page's checkpoint. */
+interface RunProgress extends BackfillJobKey {
+  readonly runId: string;
+  readonly windowsDone: number;
+  readonly windowsTotal: number;
+  readonly pagesDone: number;
+  readonly recordsStored: number;
+}
+
+const progressEvent = (progress: RunProgress): ChangeEvent => ({
+  detailType: 'Backfill Progress',
+  detail: {
+    user_id: progress.userId,
+    provider: progress.provider,
+    resource: progress.resource,
+    backfill_run: progress.runId,
+    windows_done: progress.windowsDone,
+    windows_total: progress.windowsTotal,
+    pages_done: progress.pagesDone,
+    records_stored: progress.recordsStored,
+  },
+});
+
+const finishedEvent = (run: BackfillStatus, state: 'completed' | 'failed', reason?: string): ChangeEvent => ({
+  detailType: 'Backfill Finished',
+  detail: {
+    user_id: run.userId,
+    provider: run.provider,
+    resource: run.resource,
+    backfill_run: run.runId,
+    state,
+    start_date: run.startDate,
+    end_date: run.endDate,
+    records_stored: run.recordsStored,
+    ...(reason ? { reason } : {}),
+  },
+});
+
+/** Records of a page held back because they break the schema, as one event (none for none). */
+const heldBackEvents = (at: PageLocation, resource: ResourceDefinition, count: number): ChangeEvent[] =>
+  count === 0
+    ? []
+    : [{ detailType: 'Events Held Back', detail: { reason: 'schema_violation', count, user_id: at.userId, provider: at.provider, resource: resource.name, backfill_run: at.runId } }];
+
+/** What a page's stores did, summed, and the instants of the records they were given. */
+class PageWrites {
+  private created = 0;
+  private written = 0;
+  private unchanged = 0;
+  private readonly instants: string[] = [];
+
+  add(outcome: WriteOutcome, instants: readonly string[]): void {
+    this.created += outcome.created;
+    this.written += outcome.written;
+    this.unchanged += outcome.unchanged;
+    if (outcome.written + outcome.unchanged > 0) this.instants.push(...instants);
+  }
+
+  /** The page's Records Changed event, or none when every record was stale (or there were none). */
+  event(at: PageLocation, resource: ResourceDefinition, source?: SampleSource): ChangeEvent[] {
+    if (this.written + this.unchanged === 0) return [];
+    const range = timeRangeOf(this.instants);
+    return [{
+      detailType: 'Records Changed',
+      detail: {
+        user_id: at.userId,
+        provider: at.provider,
+        ...(source ? { source_type: source.type } : {}),
+        resource: resource.name,
+        kind: resource.kind === 'timeseries' ? 'timeseries' : 'summary',
+        ...(range ? { time_range: range } : {}),
+        records: { created: this.created, updated: this.written - this.created, unchanged: this.unchanged },
+        backfill_run: at.runId,
+      },
+    }];
+  }
+}
 
 export class BackfillRunner {
   private readonly now: () => Date;
@@ -190,8 +288,13 @@ export class BackfillRunner {
   async runHistorical(message: HistoricalJobMessage, budget: InvocationBudget): Promise<HistoricalJobOutcome> {
     const { statuses, queue, listener } = this.deps;
     const status = await statuses.get(message);
+    if (status?.runId === message.runId && status.state === 'completed') {
+      // A copy of the job of a completed run: its finish may be what failed to publish, so say it again.
+      await this.announce([finishedEvent(status, 'completed')]);
+      return 'stale';
+    }
     // A failed run is resumed from its checkpoint: its message only comes back when replayed from the DLQ.
-    if (!status || status.runId !== message.runId || status.state === 'completed') return 'stale';
+    if (!status || status.runId !== message.runId) return 'stale';
     const key = { userId: status.userId, provider: status.provider, resource: status.resource };
     let seq = status.stepSeq;
     try {
@@ -204,6 +307,10 @@ export class BackfillRunner {
       // A waiting run stays waiting until a page is stored: trying the key is not running.
       await statuses.start(key, status.runId, this.now());
       let checkpoint: BackfillCheckpoint = { windowIndex: status.windowIndex, cursor: status.cursor };
+      // The run as last read: a late notice may have widened its range (`windowsAdded`).
+      let run = status;
+      let pagesDone = status.pagesDone;
+      let recordsStored = status.recordsStored;
       // Streams stored since the run was queued are this run's: a resumed page does not fetch them again.
       const streamsSince = orderKeyOfFetch(Date.parse(status.queuedAt));
       const pages = new PagesAhead<FetchedPage, StoredPage>({
@@ -212,7 +319,12 @@ export class BackfillRunner {
         anotherPage: () => budget.anotherPage(),
         firstPageNumber: status.pagesDone,
         fetch: (from) => this.fetchPage(resource, key.userId, key.provider, windows[from.windowIndex]!, from.cursor),
-        store: (fetched, from, page) => this.storePage(resource, { ...key, runId: status.runId, windowIndex: from.windowIndex, page }, fetched, { since: streamsSince, budget }),
+        store: async (fetched, from, page) => {
+          // Read before every page: the erasure may come at any point of a long run.
+          const erasure = await this.deps.erasures.latest(key.userId);
+          if (erasedBy(erasure, orderOfRun(status))) throw new RunErasedError(`the user was erased at ${erasure!.erasedAt}, after this run was queued; it stores nothing more`);
+          return this.storePage(resource, { ...key, runId: status.runId, windowIndex: from.windowIndex, page }, fetched, { since: streamsSince, budget });
+        },
       });
       try {
         pages.offer(checkpoint);
@@ -245,8 +357,15 @@ export class BackfillRunner {
             if (!more) return 'stale';
             windows = planRun(listing, more);
             windowsTotal = more.windowsTotal;
+            run = more;
           }
           listener?.page?.(resource.name, page.records);
+          pagesDone += 1;
+          recordsStored += page.records;
+          const progress = { ...key, runId: status.runId, windowsDone: next.windowIndex, windowsTotal, pagesDone, recordsStored };
+          await this.announce(next.windowIndex >= windows.length
+            ? [progressEvent(progress), finishedEvent({ ...run, recordsStored }, 'completed')]
+            : [progressEvent(progress)]);
           seq += 1;
           checkpoint = next;
           pages.checkpointed(next, windows.length);
@@ -257,6 +376,12 @@ export class BackfillRunner {
       }
       return 'completed';
     } catch (error) {
+      if (error instanceof RunErasedError) {
+        // Not a failure to alarm on or announce: the status says why the run stopped, until the erasure removes it.
+        await statuses.fail(key, status.runId, `erased: ${error.message}`, this.now());
+        listener?.erased?.(status.resource);
+        return 'erased';
+      }
       switch (classifyBackfillError(error)) {
         case 'waiting_for_api_key':
           return await this.waitForApiKey(message, status, seq, describe(error));
@@ -264,7 +389,7 @@ export class BackfillRunner {
           await statuses.noteError(key, status.runId, describe(error), this.now());
           throw error;
         case 'permanent':
-          await statuses.fail(key, status.runId, describe(error), this.now());
+          if (await statuses.fail(key, status.runId, describe(error), this.now())) await this.announceFailure(status, describe(error));
           listener?.failed?.(status.resource, describe(error));
           return 'failed';
       }
@@ -294,7 +419,10 @@ export class BackfillRunner {
     const since = this.waitingSinceMs(status.waitingSince, now);
     if (now.getTime() - since >= this.apiKeyMaxWaitMs) {
       const failure = `${API_KEY_NEVER_SET}: no working Vital API key since ${new Date(since).toISOString()} (${reason}); store the key, then replay the job from the backfill DLQ`;
-      if (await statuses.fail(key, status.runId, failure, now)) listener?.failed?.(status.resource, failure);
+      if (await statuses.fail(key, status.runId, failure, now)) {
+        listener?.failed?.(status.resource, failure);
+        await this.announceFailure(status, failure);
+      }
       return 'api_key_never_set';
     }
     const nextAttemptAt = new Date(now.getTime() + this.apiKeyRetryDelaySeconds * 1000);
@@ -322,16 +450,40 @@ export class BackfillRunner {
     if (!status || status.runId !== message.runId) return;
     const key = { userId: status.userId, provider: status.provider, resource: status.resource };
     const reason = deadLetterReason(receives, status.lastError);
-    if (await this.deps.statuses.fail(key, status.runId, reason, this.now())) this.deps.listener?.failed?.(status.resource, reason);
+    if (await this.deps.statuses.fail(key, status.runId, reason, this.now())) {
+      this.deps.listener?.failed?.(status.resource, reason);
+      await this.announceFailure(status, reason);
+    }
+  }
+
+  /**
+   * Publishes progress and finish events, which echo a status already written: one that cannot be
+   * published is reported to the listener (logged and counted, `ChangeEventsNotPublished`), never
+   * allowed to fail or re-run the job. (Records are published strictly, before their checkpoint.)
+   */
+  private async announce(events: readonly ChangeEvent[]): Promise<void> {
+    try {
+      await this.deps.changes.publish(events);
+    } catch (error) {
+      this.deps.listener?.changeEventsNotPublished?.(describe(error));
+    }
+  }
+
+  private announceFailure(status: BackfillStatus, reason: string): Promise<void> {
+    return this.announce([finishedEvent(status, 'failed', reason)]);
   }
 
   /**
    * Fetches and stores the stream of one workout, unless a stream fetched after the notice was sent
-   * is stored already (a duplicate notice). A missing or rejected API key parks the job as for a
+   * is stored already (a duplicate notice) or the user was erased after the notice was created. A missing or rejected API key parks the job as for a
    * historical one, its wait carried in the message (a stream job has no status item); other errors
    * propagate: SQS retries, then the DLQ keeps it.
    */
   async runWorkoutStream(message: WorkoutStreamJobMessage): Promise<WorkoutStreamJobOutcome> {
+    if (erasedBy(await this.deps.erasures.latest(message.userId), message.order)) {
+      this.deps.listener?.erased?.('workout_stream');
+      return 'erased';
+    }
     try {
       const outcome = await this.fetchAndStoreStream(message.userId, message.provider, message.workoutId, message.order);
       if (outcome === 'stored') this.deps.listener?.streams?.(1);
@@ -364,20 +516,26 @@ export class BackfillRunner {
    * nor is retried for ever; then, for workouts, the stream of each one.
    */
   private async storePage(resource: ResourceDefinition, at: PageLocation, fetched: FetchedPage, streamBudget: StreamBudget): Promise<StoredPage> {
-    const { records } = this.deps;
+    const { records, changes } = this.deps;
     const { userId, provider } = at;
     if (fetched.kind === 'timeseries') {
       const { page } = fetched;
       const order = orderKeyOfFetch(page.fetchedAtMs);
       let stored = 0;
       let heldBack = 0;
+      const events: ChangeEvent[] = [];
       for (const [index, group] of page.groups.entries()) {
         const { readable, unreadable } = sortSamples(index, group.samples);
         heldBack += await this.holdBack(at, unreadable);
         if (readable.length === 0) continue;
-        await records.storeTimeseries({ userId, resource: resource.name, source: sampleSourceOf(group.source, provider), samples: readable, order });
+        const source = sampleSourceOf(group.source, provider);
+        const writes = new PageWrites();
+        writes.add(await records.storeTimeseries({ userId, resource: resource.name, source, samples: readable, order }), readable.map(sampleInstant));
+        events.push(...writes.event(at, resource, source));
         stored += readable.length;
       }
+      // Before the checkpoint: a page whose events fail is stored again (unchanged) and published again.
+      await changes.publish([...events, ...heldBackEvents(at, resource, heldBack)]);
       return { records: stored, heldBack, nextCursor: page.nextCursor };
     }
     const listing = listingResourceOf(resource);
@@ -389,12 +547,17 @@ export class BackfillRunner {
     if (resource.kind !== 'stream') {
       const { readable, unreadable } = sortSummaries(listing.name, objects, order);
       heldBack = await this.holdBack(at, unreadable);
-      for (const object of readable) await records.storeSummary({ userId, resource: resource.name, object, order });
+      const writes = new PageWrites();
+      for (const object of readable) {
+        const time = summaryTime(resource.name, object);
+        writes.add(await records.storeSummary({ userId, resource: resource.name, object, order }), time ? [time] : []);
+      }
       stored = readable.length;
+      await changes.publish([...writes.event(at, resource), ...heldBackEvents(at, resource, heldBack)]);
     }
     // Every listed workout with an id has a stream to fetch, a held-back one (unreadable updated_at) included.
     const workoutIds = listing === WORKOUTS ? objects.map((workout) => workout.id).filter((id): id is string => typeof id === 'string') : [];
-    const streams = await this.fetchAndStoreStreams(userId, provider, workoutIds, streamBudget);
+    const streams = await this.fetchAndStoreStreams(userId, provider, workoutIds, streamBudget, at.runId);
     if (streams === 'out_of_time') return streams;
     return { records: resource.kind === 'stream' ? streams : stored, heldBack, nextCursor: null };
   }
@@ -420,13 +583,14 @@ export class BackfillRunner {
     provider: string,
     workoutIds: readonly string[],
     { since, budget }: StreamBudget,
+    runId: string,
   ): Promise<number | 'out_of_time'> {
     let fetched = 0;
     let present = 0;
     try {
       for (const workoutId of workoutIds) {
         if (!budget.hasTime()) return 'out_of_time';
-        const outcome = await this.fetchAndStoreStream(userId, provider, workoutId, since);
+        const outcome = await this.fetchAndStoreStream(userId, provider, workoutId, since, runId);
         if (outcome === 'stored') fetched += 1;
         if (outcome !== 'missing') present += 1;
       }
@@ -439,10 +603,12 @@ export class BackfillRunner {
   /**
    * One workout's stream: nothing to do when a stream fetched since `since` is stored
    * (`streamIsCurrent`); a 404 (manual entries, some providers) is counted and logged as missing.
+   * `runId`: the backfill run whose page listed the workout (none for a stream notice's job).
    */
-  private async fetchAndStoreStream(userId: string, provider: string, workoutId: string, since: OrderKey): Promise<StreamOutcome> {
+  private async fetchAndStoreStream(userId: string, provider: string, workoutId: string, since: OrderKey, runId?: string): Promise<StreamOutcome> {
     const { streams, source, listener } = this.deps;
-    if (streamIsCurrent(await streams.orderOf(userId, provider, workoutId), since)) return 'current';
+    const storedOrder = await streams.orderOf(userId, provider, workoutId);
+    if (streamIsCurrent(storedOrder, since)) return 'current';
     let stream: Awaited<ReturnType<VitalDataSource['fetchWorkoutStream']>>;
     try {
       stream = await source.fetchWorkoutStream(workoutId);
@@ -451,7 +617,22 @@ export class BackfillRunner {
       listener?.streamMissing?.(workoutId, error.message);
       return 'missing';
     }
-    await streams.put({ userId, provider, workoutId, body: stream.body, order: orderKeyOfFetch(stream.fetchedAtMs) });
+    if (await streams.put({ userId, provider, workoutId, body: stream.body, order: orderKeyOfFetch(stream.fetchedAtMs) })) {
+      // After the put, best effort (`announce`): a retry finds the stream current and would not publish again.
+      const created = storedOrder === undefined ? 1 : 0;
+      await this.announce([{
+        detailType: 'Records Changed',
+        detail: {
+          user_id: userId,
+          provider,
+          resource: 'workout_stream',
+          kind: 'workout_stream',
+          workout_id: workoutId,
+          records: { created, updated: 1 - created, unchanged: 0 },
+          ...(runId ? { backfill_run: runId } : {}),
+        },
+      }]);
+    }
     return 'stored';
   }
 }

@@ -1,6 +1,9 @@
 import type { BackfillRequests } from './backfill-requests';
+import { timeRangeOf, type ChangeEvent, type ChangeEventPublisher } from './change-events';
+import { erasedBy, type ErasureRegister } from './erasure';
 import { orderKeyOfDelivery, type OrderKey } from './message-order';
 import type { QueuedEventAttributes } from './queued-event';
+import { providerNamedBy, sampleInstant, summaryTime } from './record-identity';
 import type { DeliveryOrigin, RecordStore } from './record-store';
 import { interpretEvent, type ConnectionChange, type EventAction, type InterpretOptions } from './webhook-event';
 
@@ -10,7 +13,9 @@ import { interpretEvent, type ConnectionChange, type EventAction, type Interpret
  * idempotent by construction, ordered by what it carries (summaries by `updated_at`, samples and
  * connection states by message order, backfill runs by the notice's svix-id, kept bodies by
  * their key), so a redelivery, a Svix recovery weeks later or a DLQ replay, after a failure half way
- * or not, applies nothing twice and is reported as such (`deliveryResult`).
+ * or not, applies nothing twice and is reported as such (`deliveryResult`). A delivery of an erased
+ * user whose message was created before the erasure is dropped before anything is applied
+ * (`erasedBy`, functions/domain/erasure.ts).
  */
 
 /** Keeps the current state of each (user, provider) connection. */
@@ -36,8 +41,8 @@ export type KeptReason = 'foreign_team' | 'unrecognised_event_type';
 
 /** Keeps bodies the worker does not process, verbatim and with their delivery facts, for inspection and replay. */
 export interface KeptBodyStore {
-  /** Idempotent: every delivery of one message is kept as the same object. */
-  keep(delivery: Delivery, reason: KeptReason): Promise<void>;
+  /** Idempotent: every delivery of one message is kept as the same object, labelled with the user its envelope names. */
+  keep(delivery: Delivery, reason: KeptReason, userId?: string): Promise<void>;
 }
 
 /** Everything outside the domain that processing writes to. */
@@ -49,6 +54,10 @@ export interface ProcessingPorts {
   readonly quarantine: KeptBodyStore;
   /** Events of a type the catalogue does not know, kept for a replay once it does. */
   readonly unrecognised: KeptBodyStore;
+  /** Where the change events of each delivery go (`change-events.ts`). */
+  readonly changes: ChangeEventPublisher;
+  /** The erasures in force: a delivery of an erased user created before the erasure is dropped. */
+  readonly erasures: ErasureRegister;
 }
 
 /** A verified delivery with its body in hand (claim checks already resolved), and the facts it was queued with. */
@@ -63,19 +72,24 @@ export interface DeliveryOutcome {
   readonly userId?: string;
   /** Records (summaries, samples, connection states) made current. */
   readonly written: number;
+  /** Of `written`, summaries and samples that were not stored before (absent for other kinds). */
+  readonly created?: number;
   /** Records kept out because a newer version is stored. */
   readonly stale: number;
   /** Records found stored at this very version already. */
   readonly unchanged: number;
+  /** Dropped, nothing applied: its user was erased after Svix created the message. */
+  readonly erased?: true;
 }
 
 /**
- * A delivery's result in one word: it `wrote` something; or it was entirely `stale` (newer data
- * is stored); or it was a `duplicate` (every record it carries is stored at its version already:
- * a redelivery, recovery or replay); or it carried no records (`none`: notices, unknown, device,
- * out-of-scope and quarantined events).
+ * A delivery's result in one word: it was dropped because its user was `erased`; it `wrote`
+ * something; or it was entirely `stale` (newer data is stored); or it was a `duplicate` (every
+ * record it carries is stored at its version already: a redelivery, recovery or replay); or it
+ * carried no records (`none`: notices, unknown, device, out-of-scope and quarantined events).
  */
-export function deliveryResult(outcome: DeliveryOutcome): 'wrote' | 'stale' | 'duplicate' | 'none' {
+export function deliveryResult(outcome: DeliveryOutcome): 'erased' | 'wrote' | 'stale' | 'duplicate' | 'none' {
+  if (outcome.erased) return 'erased';
   if (outcome.written > 0) return 'wrote';
   if (outcome.stale > 0) return 'stale';
   if (outcome.unchanged > 0) return 'duplicate';
@@ -95,6 +109,21 @@ export async function processDelivery(
 ): Promise<DeliveryOutcome> {
   const action = interpretEvent(delivery.body, options);
   const order = orderKeyOfDelivery(delivery.svixId, Date.parse(delivery.receivedAt));
+  // Device and out-of-scope events name no user and store nothing: no erasure to look up.
+  const userId = 'userId' in action ? action.userId : undefined;
+  if (userId !== undefined && erasedBy(await ports.erasures.latest(userId), order)) {
+    // Acknowledged, nothing stored, nothing published: the user was erased after this message was created.
+    return { action: action.kind, userId, erased: true, ...NOTHING };
+  }
+  const outcome = await applyAction(action, delivery, order, ports);
+  // Published before the message is acknowledged: if this throws, the delivery is retried, finds
+  // its records stored (`unchanged`) and publishes again.
+  const changes = changeEventsOf(action, outcome, delivery);
+  if (changes.length > 0) await ports.changes.publish(changes);
+  return outcome;
+}
+
+async function applyAction(action: EventAction, delivery: Delivery, order: OrderKey, ports: ProcessingPorts): Promise<DeliveryOutcome> {
   const origin = { svixId: delivery.svixId, receivedAt: delivery.receivedAt };
   switch (action.kind) {
     case 'summary': {
@@ -132,14 +161,82 @@ export async function processDelivery(
     }
     case 'foreign_team':
       // Idempotent by key: the kept copy's key is the svix-id, so a redelivery overwrites it with the same body.
-      await ports.quarantine.keep(delivery, 'foreign_team');
+      await ports.quarantine.keep(delivery, 'foreign_team', action.userId);
       return { action: action.kind, ...NOTHING };
     case 'unknown':
       // Kept, not dropped: once the catalogue knows the type, `vital-pipeline replay --unrecognised` queues it again.
-      await ports.unrecognised.keep(delivery, 'unrecognised_event_type');
+      await ports.unrecognised.keep(delivery, 'unrecognised_event_type', action.userId);
       return { action: action.kind, ...NOTHING };
     case 'device':
     case 'out_of_scope':
       return { action: action.kind, ...NOTHING };
   }
+}
+
+/**
+ * The change events of one processed delivery: records of a resource written, or found written by
+ * this very message (a redelivery publishes again); a connection state; a body kept aside. None for
+ * a delivery that changed nothing of its own (all stale), or carried no data.
+ */
+export function changeEventsOf(action: EventAction, outcome: DeliveryOutcome, delivery: Delivery): ChangeEvent[] {
+  const svixId = delivery.svixId;
+  switch (action.kind) {
+    case 'summary':
+    case 'timeseries': {
+      if (outcome.written + outcome.unchanged === 0) return [];
+      const created = outcome.created ?? 0;
+      const range = action.kind === 'summary'
+        ? timeRangeOf([summaryTime(action.resource, action.object)].filter((time): time is string => time !== undefined))
+        : timeRangeOf(action.samples.map(sampleInstant));
+      return [{
+        detailType: 'Records Changed',
+        detail: {
+          user_id: action.userId,
+          ...(action.clientUserId ? { client_user_id: action.clientUserId } : {}),
+          ...providerAndSourceType(action),
+          resource: action.resource,
+          kind: action.kind,
+          ...(range ? { time_range: range } : {}),
+          records: { created, updated: outcome.written - created, unchanged: outcome.unchanged },
+          svix_id: svixId,
+        },
+      }];
+    }
+    case 'connection':
+      if (outcome.written + outcome.unchanged === 0) return [];
+      return [{
+        detailType: 'Connection Changed',
+        detail: {
+          user_id: action.userId,
+          ...(action.clientUserId ? { client_user_id: action.clientUserId } : {}),
+          provider: action.provider,
+          change: action.change,
+          ...(action.change === 'error' ? { error_type: action.errorType } : {}),
+          result: outcome.written > 0 ? 'applied' : 'unchanged',
+          svix_id: svixId,
+        },
+      }];
+    case 'unknown':
+    case 'foreign_team':
+      return [{
+        detailType: 'Events Held Back',
+        detail: {
+          reason: action.kind === 'unknown' ? 'unrecognised_event_type' : 'foreign_team',
+          count: 1,
+          event_type: delivery.eventType,
+          svix_id: svixId,
+        },
+      }];
+    default:
+      // A workout-stream notice, a historical notice: their stream and run publish when they are fetched.
+      return [];
+  }
+}
+
+/** The provider and source type of a batch; a summary's provider when its `source` names one. */
+function providerAndSourceType(action: Extract<EventAction, { kind: 'summary' | 'timeseries' }>): { provider?: string; source_type?: string } {
+  if (action.kind === 'timeseries') return { provider: action.source.provider, source_type: action.source.type };
+  const { source } = action.object;
+  const provider = typeof source === 'object' && source !== null && !Array.isArray(source) ? providerNamedBy(source) : undefined;
+  return provider ? { provider } : {};
 }

@@ -53,6 +53,15 @@ export function orderKeyOfFetch(fetchedAtMs: number): OrderKey {
   return key(fetchedAtMs / 1000, `f${String(fetchedAtMs % 1000).padStart(3, '0')}`);
 }
 
+/**
+ * The order key just above every key of the second of `atMs` and before: each message Svix created
+ * in that second or earlier, and each fetch made then or earlier, sorts below it. (KSUIDs count
+ * whole seconds, so a message of the same second cannot be told to be later.)
+ */
+export function orderKeyAfterSecondOf(atMs: number): OrderKey {
+  return key(atMs / 1000, '~');
+}
+
 /** Creates a Svix-style message id (`msg_` + KSUID) for `at`: used by the CLI and tests to sign events. */
 export function newMessageId(at: Date = new Date(), random: Uint8Array = crypto.getRandomValues(new Uint8Array(16))): string {
   let value = BigInt(Math.floor(at.getTime() / 1000) - KSUID_EPOCH_SECONDS);

@@ -91,10 +91,16 @@ export interface VitalSource {
  * whichever way it arrives.
  */
 export function sampleSourceOf(source: Readonly<Record<string, unknown>> | VitalSource, fallbackProvider?: string): SampleSource {
-  const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined);
-  const provider = text(source.provider) ?? text(source.slug) ?? text(fallbackProvider);
+  const provider = providerNamedBy(source) ?? nonEmptyText(fallbackProvider);
   if (!provider) throw new MissingProviderError('source names no provider');
-  return { provider, type: text(source.type) ?? 'unknown' };
+  return { provider, type: nonEmptyText(source.type) ?? 'unknown' };
+}
+
+const nonEmptyText = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
+
+/** The provider a `source` object names: its `provider`, else the older `slug`; undefined when it names none. */
+export function providerNamedBy(source: Readonly<Record<string, unknown>> | VitalSource): string | undefined {
+  return nonEmptyText(source.provider) ?? nonEmptyText(source.slug);
 }
 
 /**

@@ -49,11 +49,14 @@ export interface StoreTimeseriesInput {
 }
 
 /**
- * What a write did, per record: made current (`written`), kept out because a newer version is
- * stored (`stale`), or found stored at this very version already (`unchanged`: a redelivery).
+ * What a write did, per record: made current (`written`, of which `created` were new), kept out
+ * because a newer version is stored (`stale`), or found stored at this very version already
+ * (`unchanged`: a redelivery).
  */
 export interface WriteOutcome {
   readonly written: number;
+  /** Of `written`, the records that were not stored at all before (the others replaced an older version). */
+  readonly created: number;
   readonly stale: number;
   readonly unchanged: number;
 }

@@ -106,6 +106,8 @@ export interface BucketMerge {
   readonly contents: BucketContents;
   /** Samples of the batch that replaced or added an entry. */
   readonly written: number;
+  /** Of `written`, the samples that added an entry. */
+  readonly created: number;
   /** Samples of the batch kept out because the bucket holds that key from a newer message. */
   readonly stale: number;
   /** Samples of the batch the bucket holds already, from this very message. */
@@ -127,6 +129,7 @@ export function mergeSamples(
 ): BucketMerge {
   const entries = new Map((current ?? EMPTY).entries);
   let written = 0;
+  let created = 0;
   let stale = 0;
   let unchanged = 0;
   for (const sample of samples) {
@@ -137,11 +140,12 @@ export function mergeSamples(
     else {
       entries.set(key, { order, sample });
       written += 1;
+      if (!existing) created += 1;
     }
   }
   const origins = new Map((current ?? EMPTY).origins);
   if (origin && written > 0) origins.set(order, origin);
-  return { contents: { entries, origins }, written, stale, unchanged };
+  return { contents: { entries, origins }, written, created, stale, unchanged };
 }
 
 /** Fields stored once per bucket when every sample carries the same value. */

@@ -3,6 +3,7 @@ import { classifyEventType, type EventClass, type ResourceDefinition } from './c
 import { sampleInstant, sampleSourceOf, summaryRecordIdentity, UnreadableTimeError } from './record-identity';
 import type { SampleSource } from './record-store';
 import { NamedError } from './named-error';
+import { envelopeOwner } from './envelope-owner';
 
 /**
  * What a webhook body asks the worker to do. The schemas check exactly what the worker relies on
@@ -91,36 +92,40 @@ export type ConnectionChange =
       readonly errorDetails?: string;
     };
 
+/** Whose data an event carries: Vital's user id, and the customer's own id for the user when the envelope has one. */
+interface EventUser {
+  readonly userId: string;
+  readonly clientUserId?: string;
+}
+
 /** What one event means to the worker. */
 export type EventAction =
-  | { readonly kind: 'summary'; readonly userId: string; readonly resource: string; readonly object: JsonObject }
-  | {
+  | ({ readonly kind: 'summary'; readonly resource: string; readonly object: JsonObject } & EventUser)
+  | ({
       readonly kind: 'timeseries';
-      readonly userId: string;
       readonly resource: string;
       readonly source: SampleSource;
       readonly samples: readonly JsonObject[];
-    }
-  | {
+    } & EventUser)
+  | ({
       readonly kind: 'workout_stream';
-      readonly userId: string;
       readonly provider: string;
       readonly workoutId: string;
       readonly object: JsonObject;
-    }
-  | {
+    } & EventUser)
+  | ({
       readonly kind: 'historical';
-      readonly userId: string;
       readonly provider: string;
       readonly resource: string;
       readonly startDate: string;
       readonly endDate: string;
-    }
-  | ({ readonly kind: 'connection'; readonly userId: string; readonly provider: string } & ConnectionChange)
+    } & EventUser)
+  | ({ readonly kind: 'connection'; readonly provider: string } & ConnectionChange & EventUser)
   | { readonly kind: 'device'; readonly change: 'created' | 'updated' }
-  | { readonly kind: 'unknown' }
+  // Kept aside, not interpreted: the user is the envelope's `user_id` when it names one (`envelopeOwner`).
+  | { readonly kind: 'unknown'; readonly userId?: string }
   | { readonly kind: 'out_of_scope' }
-  | { readonly kind: 'foreign_team'; readonly teamId: string };
+  | { readonly kind: 'foreign_team'; readonly teamId: string; readonly userId?: string };
 
 export interface InterpretOptions {
   /** When set, events of any other team are not data: they are to be quarantined. */
@@ -140,25 +145,25 @@ function parse<T>(schema: z.ZodMiniType<T>, value: unknown, eventType: string, p
  * Validates `data` and builds the action from the original JSON, not from zod's output: zod
  * rebuilds objects with its known keys first, and the stored originals must keep the sender's shape.
  */
-function interpretData(resource: ResourceDefinition, userId: string, data: unknown, eventType: string): EventAction {
+function interpretData(resource: ResourceDefinition, user: EventUser, data: unknown, eventType: string): EventAction {
   switch (resource.kind) {
     case 'summary': {
       parse(summaryObjectSchema, data, eventType, 'data');
       const object = data as JsonObject;
       summaryRecordIdentity(resource.name, object, '');
-      return { kind: 'summary', userId, resource: resource.name, object };
+      return { kind: 'summary', ...user, resource: resource.name, object };
     }
     case 'timeseries': {
       const batch = parse(timeseriesBatchSchema, data, eventType, 'data');
       const samples = (data as { data: JsonObject[] }).data;
       samples.forEach(sampleInstant);
-      return { kind: 'timeseries', userId, resource: resource.name, source: sampleSourceOf(batch.source), samples };
+      return { kind: 'timeseries', ...user, resource: resource.name, source: sampleSourceOf(batch.source), samples };
     }
     case 'stream': {
       const stream = parse(workoutStreamSchema, data, eventType, 'data');
       return {
         kind: 'workout_stream',
-        userId,
+        ...user,
         provider: sampleSourceOf(stream.source).provider,
         workoutId: stream.workout_id,
         object: data as JsonObject,
@@ -167,13 +172,13 @@ function interpretData(resource: ResourceDefinition, userId: string, data: unkno
   }
 }
 
-function interpretConnection(change: 'created' | 'error', userId: string, data: unknown, eventType: string): EventAction {
+function interpretConnection(change: 'created' | 'error', user: EventUser, data: unknown, eventType: string): EventAction {
   if (change === 'created') {
     const created = parse(connectionCreatedSchema, data, eventType, 'data');
     const provider = created.provider?.slug ?? sampleSourceOf(created.source!).provider;
     return {
       kind: 'connection',
-      userId,
+      ...user,
       provider,
       change,
       // The announcement as sent (zod's copy would reorder its keys).
@@ -184,7 +189,7 @@ function interpretConnection(change: 'created' | 'error', userId: string, data: 
   const failed = parse(connectionErrorSchema, data, eventType, 'data');
   return {
     kind: 'connection',
-    userId,
+    ...user,
     provider: typeof failed.provider === 'string' ? failed.provider : failed.provider.slug,
     change,
     errorType: failed.error_type || 'unknown',
@@ -208,12 +213,14 @@ export function interpretEvent(body: string, options: InterpretOptions = {}): Ev
   }
   const head = parse(eventTypeSchema, json, '(unclassified)', '');
   const eventType = head.event_type;
+  const owner = envelopeOwner(json);
   if (options.expectedTeamId && head.team_id !== options.expectedTeamId) {
-    return { kind: 'foreign_team', teamId: head.team_id ?? '' };
+    return { kind: 'foreign_team', teamId: head.team_id ?? '', ...(owner ? { userId: owner } : {}) };
   }
   const eventClass = classifyEventType(eventType);
   switch (eventClass.family) {
     case 'unknown':
+      return { kind: 'unknown', ...(owner ? { userId: owner } : {}) };
     case 'out_of_scope':
       return { kind: eventClass.family };
     case 'device':
@@ -228,6 +235,12 @@ export function interpretEvent(body: string, options: InterpretOptions = {}): Ev
   }
 }
 
+/** The envelope's user, with its `client_user_id` (the customer's own id for the user) when it has one. */
+const userOf = (envelope: z.infer<typeof envelopeSchema>): EventUser => ({
+  userId: envelope.user_id,
+  ...(envelope.client_user_id ? { clientUserId: envelope.client_user_id } : {}),
+});
+
 function interpretFamily(
   eventClass: Extract<EventClass, { family: 'incremental' | 'historical' | 'connection' }>,
   envelope: z.infer<typeof envelopeSchema>,
@@ -235,12 +248,12 @@ function interpretFamily(
 ): EventAction {
   switch (eventClass.family) {
     case 'incremental':
-      return interpretData(eventClass.resource, envelope.user_id, envelope.data, eventType);
+      return interpretData(eventClass.resource, userOf(envelope), envelope.data, eventType);
     case 'historical': {
       const notice = parse(historicalSchema, envelope.data, eventType, 'data');
       return {
         kind: 'historical',
-        userId: envelope.user_id,
+        ...userOf(envelope),
         provider: notice.provider,
         resource: eventClass.resource.name,
         startDate: notice.start_date,
@@ -248,6 +261,6 @@ function interpretFamily(
       };
     }
     case 'connection':
-      return interpretConnection(eventClass.change, envelope.user_id, envelope.data, eventType);
+      return interpretConnection(eventClass.change, userOf(envelope), envelope.data, eventType);
   }
 }

@@ -8,6 +8,7 @@ import {
   TimestampOutOfToleranceError,
 } from './ingress-errors';
 import type { SigningSecrets } from './signing-secrets';
+import { envelopeOwner } from './envelope-owner';
 
 /** A request as the HTTP layer hands it over: header names in any case, the body possibly base64. */
 export interface InboundRequest {
@@ -26,6 +27,8 @@ export interface VerifiedDelivery {
   readonly bodyBytes: number;
   /** Which secret matched: `current`, or `previous` while a rotation is under way. */
   readonly matchedSecret: 'current' | 'previous';
+  /** The user the envelope names (`envelopeOwner`): a claim-checked body is labelled with it. */
+  readonly userId?: string;
 }
 
 /**
@@ -100,5 +103,6 @@ export function verifyDelivery(
   const eventType = (envelope as { event_type?: unknown }).event_type;
   if (typeof eventType !== 'string' || eventType.length === 0) throw new MissingEventTypeError();
 
-  return { svixId, svixTimestamp, eventType, body, bodyBytes: raw.byteLength, matchedSecret };
+  const userId = envelopeOwner(envelope);
+  return { svixId, svixTimestamp, eventType, body, bodyBytes: raw.byteLength, matchedSecret, ...(userId ? { userId } : {}) };
 }

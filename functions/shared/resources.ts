@@ -71,6 +71,13 @@ export const TABLES = {
     sortKey: string('sk'),
     description: 'Backfill jobs and their status per (user, provider, resource), with checkpoints.',
   },
+  erasures: {
+    id: 'Erasures',
+    envVar: 'ERASURES_TABLE',
+    partitionKey: string('userId'),
+    sortKey: string('erasedAt'),
+    description: 'Erasures of users (vital-pipeline erase), one item per erasure and its receipt; a user\'s newest is the tombstone the worker and the backfill check.',
+  },
 } as const satisfies Record<string, TableDefinition>;
 
 /** The pipeline's functions, as the stack, the local runner and the tests name them. */
@@ -167,4 +174,14 @@ export const BUCKET = {
     heldBack: 'held-back/',
     deliveryFailures: 'failures/',
   },
+} as const;
+
+/**
+ * The EventBridge bus the handlers publish change events on (`functions/domain/change-events.ts`):
+ * the stack's own or one the deployment names, given to the handlers as a name or an ARN in
+ * `envVar`. The local pipeline's bus, on its EventBridge stand-in, is named after `id`.
+ */
+export const CHANGE_EVENT_BUS = {
+  id: 'ChangeEvents',
+  envVar: 'CHANGE_EVENT_BUS',
 } as const;

@@ -88,6 +88,8 @@ export class PipelineAlarms extends Construct {
       pipelineMetric('BackfillFailures'), 0);
     alarm('BackfillsWaitingForApiKey', 'A backfill is waiting for the Vital API key: store it with vital-pipeline secrets set --stack <name> --api-key-only; the backfill goes on by itself',
       pipelineMetric('BackfillWaitingForApiKey'), 0);
+    alarm('ChangeEventsNotPublished', 'Backfill progress or completion could not be published as change events after retries: consumers missed them; the backfills table holds the current status',
+      pipelineMetric('ChangeEventsNotPublished'), 0);
     alarm('UnrecognisedEvents', 'Vital sent an event type this deployment does not know: see vital-pipeline inspect unrecognised; replay once the pipeline is updated',
       pipelineMetric('UnknownEvents'), 0);
     // Verified and queued deliveries, not requests: forged or unsigned traffic must not keep it quiet.

@@ -56,6 +56,15 @@ export class PipelineTables extends Construct {
     this.encryptionKey.grantEncryptDecrypt(grantee);
   }
 
+  /**
+   * Reading a user's newest erasure (`DynamoDbErasureRegister.latest`, one Query), as the worker
+   * and the backfill do before they store anything: nothing else of the erasures table.
+   */
+  grantErasureReads(grantee: IGrantable): void {
+    this.tables.erasures.grants.actions(grantee, 'dynamodb:Query');
+    this.encryptionKey.grantDecrypt(grantee);
+  }
+
   /** The environment variables through which handlers find every table. */
   environment(): Record<string, string> {
     return Object.fromEntries(

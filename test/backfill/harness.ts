@@ -9,6 +9,7 @@ import { createBackfillHandler, type BackfillHandlerDependencies } from '../../f
 import { QueuedBackfillRequests, SqsBackfillQueue } from '../../functions/adapters/backfill-requests';
 import { DynamoDbBackfillStatusStore } from '../../functions/adapters/backfill-status-store';
 import { DynamoDbRecordStore } from '../../functions/adapters/record-store';
+import { DynamoDbErasureRegister } from '../../functions/adapters/erasure-register';
 import { VitalApiClient } from '../../functions/adapters/vital-api-client';
 import { S3WorkoutStreamStore } from '../../functions/adapters/workout-stream-store';
 import { S3HeldBackStore } from '../../functions/adapters/held-back-store';
@@ -21,6 +22,7 @@ import { createLocalQueue, createLocalResources, type LocalQueue, type LocalReso
 import { functionCredentials } from '../../local/aws-access';
 import { enforceStackAccess } from '../../local/stack-access';
 import { standInClients, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+import { startChangeEventCapture, type ChangeEventCapture } from '../support/change-events';
 
 /**
  * The backfill on real stand-ins: DynamoDB Local, fauxqs (SQS and S3), the fake Vital API on
@@ -53,6 +55,8 @@ export interface Harness {
   /** Backfill requests onto the current case's queue. */
   readonly requests: QueuedBackfillRequests;
   readonly dependencies: (overrides?: Partial<BackfillHandlerDependencies>) => BackfillHandlerDependencies;
+  /** The change events the backfill published, through the real adapter onto an EventBridge stand-in. */
+  readonly changes: ChangeEventCapture;
   /** A fresh backfill queue, the starting faults and fresh fake API counters for the case that starts. */
   beginCase(): Promise<void>;
   /** Stops the mappings the case started, waiting for their invocations. */
@@ -77,7 +81,7 @@ export async function startHarness(options: {
   maxRequestsPerSecond?: number;
 } = {}): Promise<Harness> {
   const timeScale = options.timeScale ?? DEFAULT_TIME_SCALE;
-  const [dynamo, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
+  const [dynamo, sqsAndS3, changes] = await Promise.all([startDynamoDbLocal(), startSqsAndS3(), startChangeEventCapture()]);
   const standIns: RunningStandIn[] = [dynamo, sqsAndS3];
   const clients = standInClients({ dynamodb: dynamo.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint });
   const { dynamodb, sqs, s3 } = clients;
@@ -106,6 +110,7 @@ export async function startHarness(options: {
     records: new DynamoDbRecordStore(asBackfill, { summariesTable: resources.tables.summaries, timeseriesTable: resources.tables.timeseries }),
     streams: new S3WorkoutStreamStore(backfillClients.s3, resources.bucket),
     heldBack: new S3HeldBackStore(backfillClients.s3, resources.bucket),
+    erasures: new DynamoDbErasureRegister(asBackfill, resources.tables.erasures),
   };
   const workerStatuses = new DynamoDbBackfillStatusStore(asWorker, resources.tables.backfills);
   /** The stack's IAM over the stand-ins, with the backfill queue of the case. */
@@ -120,6 +125,7 @@ export async function startHarness(options: {
   const dependencies = (overrides: Partial<BackfillHandlerDependencies> = {}): BackfillHandlerDependencies => ({
     ...backfillStores,
     queue,
+    changes: changes.publisher,
     source: new VitalApiClient({
       baseUrl: fake.url,
       apiKey: async () => API_KEY,
@@ -153,6 +159,7 @@ export async function startHarness(options: {
       return requests;
     },
     dependencies,
+    changes,
     beginCase: async () => {
       await stopMappings();
       cases += 1;
@@ -216,7 +223,7 @@ export async function startHarness(options: {
       await stopMappings();
       await fake.stop();
       [clients, backfillClients, workerClients].forEach((each) => each.destroy());
-      await Promise.all(standIns.map((standIn) => standIn.stop()));
+      await Promise.all([...standIns.map((standIn) => standIn.stop()), changes.close()]);
     },
   };
 }

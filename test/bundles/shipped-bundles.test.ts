@@ -24,6 +24,8 @@ import { exampleEvent, type ExampleEnvelope } from '../../functions/domain/examp
 import { ATTRIBUTE } from '../../functions/domain/queued-event';
 import { VISIBILITY_TIMEOUT_RATIO } from '../../functions/shared/resources';
 import { toSqsRecord } from '../../local/event-source-mapping';
+import { startEventBridge, type DeliveredEvent, type RunningEventBridge } from '../../local/eventbridge-stand-in';
+import { assertDocumentedChangeEvents } from '../support/change-events';
 import { startFakeVitalApi, type FakeVitalApi } from '../../local/fake-vital-api';
 import { createLocalResources, type LocalQueue, type LocalResources } from '../../local/local-resources';
 import {
@@ -99,6 +101,9 @@ const MODULE_REQUESTS =
 let workDir: string;
 let dynamoDb: RunningStandIn;
 let sqsAndS3: RunningStandIn;
+/** Where the bundles publish their change events; what it accepted is in `changeEvents`. */
+let eventBridge: RunningEventBridge;
+const changeEvents: DeliveredEvent[] = [];
 let clients: StandInClients;
 let resources: LocalResources;
 let fakeApi: FakeVitalApi;
@@ -126,7 +131,7 @@ function localValue(fn: SynthesizedFunction, name: string, value: unknown): stri
 function functionEnvironment(name: FunctionName, sandbox: Awaited<ReturnType<typeof prepareSandbox>>): Record<string, string> {
   const fn = functions[name];
   const variables = Object.fromEntries(Object.entries(fn.environment).map(([key, value]) => [key, localValue(fn, key, value)]));
-  const endpoints = { dynamodb: dynamoDb.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint };
+  const endpoints = { dynamodb: dynamoDb.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint, eventBridge: eventBridge.endpoint };
   return {
     ...variables,
     ...(name === 'backfill' ? { VITAL_API_BASE_URL: fakeApi.url } : {}),
@@ -167,6 +172,11 @@ before(async () => {
     sqsEndpoint: sqsAndS3.endpoint,
     namePrefix: 'bundles-',
   });
+  eventBridge = await startEventBridge({
+    busName: resources.changeEventBus,
+    eventsFile: path.join(workDir, 'change-events.jsonl'),
+    onEvent: (event) => changeEvents.push(event),
+  });
   fakeAws.secrets.set(SIGNING_SECRET_ARN, SIGNING_SECRET);
   fakeAws.secrets.set(API_KEY_ARN, API_KEY);
   const documents = DynamoDBDocumentClient.from(clients.dynamodb, { marshallOptions: { removeUndefinedValues: true } });
@@ -190,7 +200,7 @@ before(async () => {
       { ...resources.environment, ...SECRET_IDS },
     ),
   );
-  for (const standIn of [dynamoDb, sqsAndS3]) standIn.enforce(access);
+  for (const standIn of [dynamoDb, sqsAndS3, eventBridge]) standIn.enforce(access);
   for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
     const sandbox = await prepareSandbox(functions[name], path.join(workDir, name), sdkPackages);
     sandboxes[name] = SandboxedFunction.start(name, sandbox, functions[name].timeoutSeconds, functionEnvironment(name, sandbox));
@@ -200,7 +210,7 @@ before(async () => {
 after(async () => {
   await Promise.all(Object.values(sandboxes).map((sandbox) => sandbox.stop()));
   clients?.destroy();
-  await Promise.all([dynamoDb?.stop(), sqsAndS3?.stop(), fakeApi?.stop(), fakeAws?.stop(), xray?.stop()]);
+  await Promise.all([dynamoDb?.stop(), sqsAndS3?.stop(), eventBridge?.stop(), fakeApi?.stop(), fakeAws?.stop(), xray?.stop()]);
   if (workDir) await rm(workDir, { recursive: true, force: true });
 });
 
@@ -321,10 +331,12 @@ describe('the shipped bundles', () => {
 
   it('keep the lazy loads of the source: a cold start loads no SDK client the first invocation may not need', async () => {
     // functions/verifier.ts: the S3 client loads only when a body needs a claim check.
-    // functions/worker.ts: S3 and SQS load on first use, so a cold start loads only DynamoDB.
+    // functions/worker.ts: S3, SQS and EventBridge load on first use, so a cold start loads only DynamoDB.
+    // functions/backfill.ts: EventBridge loads at the first change event (change-event-publisher.ts).
     const lazy: Partial<Record<FunctionName, string[]>> = {
       verifier: ['@aws-sdk/client-s3'],
-      worker: ['@aws-sdk/client-s3', '@aws-sdk/client-sqs'],
+      worker: ['@aws-sdk/client-s3', '@aws-sdk/client-sqs', '@aws-sdk/client-eventbridge'],
+      backfill: ['@aws-sdk/client-eventbridge'],
     };
     for (const [name, lazyClients] of Object.entries(lazy) as [FunctionName, string[]][]) {
       const loaded = await sandboxes[name].loadedPackages();
@@ -356,6 +368,14 @@ describe('the shipped bundles', () => {
       to: new Date(samples.at(-1)! + 3_600_000).toISOString(),
     });
     assert.deepEqual(storedSamples.map((stored) => Date.parse(String(stored.sample.timestamp))).sort(), samples, 'every timeseries sample is stored');
+
+    // The worker bundle published each delivery's change, on the template's bus, under its role's grant.
+    const published = changeEvents.filter((event) => event.detail.user_id === userId);
+    assertDocumentedChangeEvents(published);
+    assert.deepEqual(published.map((event) => [event['detail-type'], event.detail.resource, event.detail.svix_id]).sort(), [
+      ['Records Changed', 'activity', ids[0]],
+      ['Records Changed', 'heartrate', ids[1]],
+    ].sort());
   });
 
   it('carry a historical event through verifier and worker into a backfill job that the backfill fetches and stores', async () => {

@@ -11,7 +11,7 @@ import { isolatedAwsEnvironment, PROJECT_ROOT, runCli } from '../support/cli-pro
  * pipeline runs: none of these gets as far as looking for one.
  */
 
-const COMMANDS = ['send', 'inspect', 'replay', 'backfill', 'register', 'secrets', 'doctor'] as const;
+const COMMANDS = ['send', 'inspect', 'events', 'replay', 'backfill', 'erase', 'register', 'secrets', 'doctor'] as const;
 
 let home: string;
 

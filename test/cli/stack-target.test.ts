@@ -166,7 +166,7 @@ describe('vital-pipeline --stack', () => {
     const store = new DynamoDbRecordStore(documents, { summariesTable: resources.tables.summaries, timeseriesTable: resources.tables.timeseries });
     const order = orderKeyOfDelivery(newMessageId(), Date.now());
     const sleep = exampleEvent('daily.data.sleep.created', { userId: USER }).data;
-    assert.deepEqual(await store.storeSummary({ userId: USER, resource: 'sleep', object: sleep, order }), { written: 1, stale: 0, unchanged: 0 });
+    assert.deepEqual(await store.storeSummary({ userId: USER, resource: 'sleep', object: sleep, order }), { written: 1, created: 1, stale: 0, unchanged: 0 });
     const heartrate = exampleEvent('daily.data.heartrate.created', { userId: USER }).data as { data: Record<string, unknown>[] };
     await store.storeTimeseries({ userId: USER, resource: 'heartrate', source: { provider: 'oura', type: 'ring' }, samples: heartrate.data, order });
 

@@ -62,8 +62,10 @@ describe('interpreting webhook bodies', () => {
   });
 
   it('marks another team\'s events for quarantine when a team is expected', () => {
-    const body = JSON.stringify(exampleEvent('daily.data.sleep.created', { teamId: 'other' }));
-    assert.deepEqual(interpretEvent(body, { expectedTeamId: 'ours' }), { kind: 'foreign_team', teamId: 'other' });
+    const event = exampleEvent('daily.data.sleep.created', { teamId: 'other' });
+    const body = JSON.stringify(event);
+    // With the user it names, so that an erasure finds the quarantined body and the worker checks the erasure.
+    assert.deepEqual(interpretEvent(body, { expectedTeamId: 'ours' }), { kind: 'foreign_team', teamId: 'other', userId: event.user_id });
     assert.equal(interpretEvent(body).kind, 'summary');
   });
 

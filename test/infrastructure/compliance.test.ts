@@ -11,13 +11,14 @@ import path from 'node:path';
 
 const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
 const stack = new VitalWebhookPipelineStack(app, 'Compliance', { env: { account: '123456789012', region: 'us-east-1' } });
-/** The other shapes a deployment takes: its own secrets by name, and a test stack that deletes everything. */
+/** The other shapes a deployment takes: its own secrets and event bus by name, and a test stack that deletes everything. */
 const variants = {
   default: stack,
-  'secrets by name, DESTROY': new VitalWebhookPipelineStack(app, 'ComplianceVariant', {
+  'secrets and bus by name, DESTROY': new VitalWebhookPipelineStack(app, 'ComplianceVariant', {
     env: { account: '123456789012', region: 'us-east-1' },
     signingSecretName: 'prod/vital/signing',
     vitalApiKeySecretName: 'prod/vital/api-key',
+    eventBusName: 'shared-bus',
     removalPolicy: RemovalPolicy.DESTROY,
   }),
 };

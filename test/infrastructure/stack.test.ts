@@ -62,12 +62,14 @@ describe('VitalWebhookPipelineStack', () => {
 
   it('gives each queue a KMS-encrypted dead-letter queue after 5 receives, and a visibility of six function timeouts', () => {
     const queues = resources('AWS::SQS::Queue');
-    assert.equal(queues.length, 4);
+    // Events, backfill jobs and the change-events tap (change-events.test.ts), each with its dead-letter queue.
+    assert.equal(queues.length, 6);
     for (const [id, queue] of queues) assert.ok(queue.Properties.KmsMasterKeyId, `${id} is KMS-encrypted`);
     const withRedrive = queues.filter(([, queue]) => queue.Properties.RedrivePolicy);
-    assert.equal(withRedrive.length, 2);
+    assert.equal(withRedrive.length, 3);
     for (const [, queue] of withRedrive) assert.equal(queue.Properties.RedrivePolicy.maxReceiveCount, 5);
-    const visibilities = withRedrive.map(([, queue]) => queue.Properties.VisibilityTimeout).sort((a, b) => a - b);
+    const consumed = new Set(resources('AWS::Lambda::EventSourceMapping').map(([, mapping]) => mapping.Properties.EventSourceArn['Fn::GetAtt'][0]));
+    const visibilities = withRedrive.filter(([id]) => consumed.has(id)).map(([, queue]) => queue.Properties.VisibilityTimeout).sort((a, b) => a - b);
     assert.deepEqual(visibilities, [QUEUES.events.visibilityTimeoutSeconds, QUEUES.backfill.visibilityTimeoutSeconds].sort((a, b) => a - b));
     for (const [, fn] of resources('AWS::Lambda::Function')) {
       const timeout = fn.Properties.Timeout;
@@ -174,8 +176,8 @@ describe('VitalWebhookPipelineStack', () => {
         .filter((statement) => [statement.Action].flat().some((action) => action.startsWith(actionPrefix)))
         .map((statement) => JSON.stringify(statement.Resource));
     const expectations: [string, { tables: string[]; prefixes: string[]; sendTo: string[]; secrets: string[] }][] = [
-      ['Stores', { tables: ['Summaries', 'Timeseries', 'Connections', 'Backfills'], prefixes: ['raw-bodies/', 'quarantine/', 'unrecognised/', 'failures/'], sendTo: ['BackfillQueue'], secrets: [] }],
-      ['Fetches', { tables: ['Summaries', 'Timeseries', 'Backfills'], prefixes: ['workout-streams/', 'held-back/'], sendTo: ['BackfillQueue'], secrets: ['VitalApiKey'] }],
+      ['Stores', { tables: ['Summaries', 'Timeseries', 'Connections', 'Backfills', 'Erasures'], prefixes: ['raw-bodies/', 'quarantine/', 'unrecognised/', 'failures/'], sendTo: ['BackfillQueue'], secrets: [] }],
+      ['Fetches', { tables: ['Summaries', 'Timeseries', 'Backfills', 'Erasures'], prefixes: ['workout-streams/', 'held-back/'], sendTo: ['BackfillQueue'], secrets: ['VitalApiKey'] }],
     ];
     for (const [description, expected] of expectations) {
       const fn = functionLogicalId(description);
@@ -183,6 +185,9 @@ describe('VitalWebhookPipelineStack', () => {
       assert.deepEqual(dynamoActions, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], description);
       const tablesGranted = resourcesOf(fn, 'dynamodb:').map((resource) => /Tables([A-Za-z]+?)[0-9A-F]{8}/.exec(resource)?.[1]).sort();
       assert.deepEqual(tablesGranted, [...expected.tables].sort(), `${description}: tables`);
+      // The erasures are only read, one Query per delivery or page (functions/domain/erasure.ts).
+      const onErasures = statementsOf(fn).filter((statement) => /TablesErasures/.test(JSON.stringify(statement.Resource)));
+      assert.deepEqual(onErasures.flatMap((statement) => [statement.Action].flat()), ['dynamodb:Query'], `${description}: erasures`);
       const s3 = resourcesOf(fn, 's3:');
       assert.equal(s3.length, expected.prefixes.length, `${description}: one statement per prefix`);
       for (const prefix of expected.prefixes) assert.ok(s3.some((resource) => resource.includes(`/${prefix}*`)), `${description}: ${prefix}`);

@@ -2,7 +2,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -13,6 +16,7 @@ import { backfillFromEnvironment, createBackfillHandler } from '../../functions/
 import { exampleEvent, EXAMPLE_DEFAULTS, type ExampleEnvelope } from '../../functions/domain/example-events';
 import { logger } from '../../functions/shared/observability';
 import { toSqsRecord } from '../../local/event-source-mapping';
+import { startEventBridge } from '../../local/eventbridge-stand-in';
 import { startFakeVitalApi, type FakeVitalApi } from '../../local/fake-vital-api';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
 import { LOCAL_AWS, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
@@ -184,6 +188,7 @@ describe('log hygiene: no payload value, secret or signature reaches the logs on
   const signatures: string[] = [];
   let output: CapturedOutput | undefined;
   const results: Record<string, unknown> = {};
+  let eventsFolder: string | undefined;
 
   before(async () => {
     const [dynamo, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
@@ -194,11 +199,15 @@ describe('log hygiene: no payload value, secret or signature reaches the logs on
     resources = await createLocalResources({ dynamodb, sqs, s3, sqsEndpoint: sqsAndS3.endpoint, namePrefix: 'hygiene-' });
     dynamodb.destroy();
     s3.destroy();
+    // Change events go to a bus of their own; what they say is checked against their schemas elsewhere.
+    eventsFolder = await mkdtemp(path.join(tmpdir(), 'hygiene-events-'));
+    const eventBridge = await startEventBridge({ busName: resources.changeEventBus, eventsFile: path.join(eventsFolder, 'change-events.jsonl') });
+    standIns.push(eventBridge);
     fake = await startFakeVitalApi({ apiKey: SENTINEL.apiKey });
     proxy = await startSentinelProxy(fake);
     // The handlers' own wiring reads these, exactly as in Lambda (local endpoints instead of AWS).
     Object.assign(process.env, {
-      ...standInEnvironment({ dynamodb: dynamo.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint }),
+      ...standInEnvironment({ dynamodb: dynamo.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint, eventBridge: eventBridge.endpoint }),
       ...resources.environment,
       VITAL_WEBHOOK_SECRET: SIGNING_SECRET,
       VITAL_API_KEY: SENTINEL.apiKey,
@@ -217,6 +226,7 @@ describe('log hygiene: no payload value, secret or signature reaches the logs on
     await proxy?.stop();
     await fake?.stop();
     await Promise.all(standIns.map((standIn) => standIn.stop()));
+    if (eventsFolder) await rm(eventsFolder, { recursive: true, force: true });
   });
 
   async function receiveAll(queueUrl: string): Promise<Message[]> {
@@ -392,7 +402,7 @@ describe('log hygiene: no payload value, secret or signature reaches the logs on
     assert.ok(text.includes('"level":"DEBUG"'), 'DEBUG lines were written');
   });
 
-  it('no sentinel, secret or computed signature appears anywhere in what the process wrote', () => {
+  it('no sentinel, secret or computed signature appears anywhere in what the process wrote, change events included', () => {
     assert.ok(output, 'the drive ran');
     assert.ok(signatures.length >= 10, 'signatures were computed');
     const forbidden: [string, string][] = [
@@ -405,11 +415,21 @@ describe('log hygiene: no payload value, secret or signature reaches the logs on
       ...signatures.map((signature, index): [string, string] => [`svix-signature #${index}`, signature]),
     ];
     const leaks: string[] = [];
-    for (const line of output.lines()) {
-      for (const [name, value] of forbidden) {
-        if (line.includes(value)) leaks.push(`${name} (${value.slice(0, 40)}) in: ${line.slice(0, 300)}`);
+    const check = (lines: readonly string[], checked: readonly [string, string][]) => {
+      for (const line of lines) {
+        for (const [name, value] of checked) {
+          if (line.includes(value)) leaks.push(`${name} (${value.slice(0, 40)}) in: ${line.slice(0, 300)}`);
+        }
       }
-    }
-    assert.deepEqual(leaks, [], `leaked into the logs:\n${leaks.join('\n')}`);
+    };
+    check(output.lines(), forbidden);
+    // The change events the handlers published name records, never hold them. Their contract
+    // (docs/events/) does carry who and when: the client user id and the time range touched (here
+    // the sentinel calendar date), so those two, and the prefix of the one, are allowed there only.
+    const published = readFileSync(path.join(eventsFolder!, 'change-events.jsonl'), 'utf8').split('\n').filter(Boolean);
+    assert.ok(published.length >= 3, 'change events were published');
+    const namedByContract = new Set(['clientUserId', 'calendarDate', 'sentinelPrefix']);
+    check(published, forbidden.filter(([name]) => !namedByContract.has(name)));
+    assert.deepEqual(leaks, [], `leaked into the logs or change events:\n${leaks.join('\n')}`);
   });
 });

@@ -1,6 +1,9 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CHANGE_EVENT_BUS } from '../../functions/shared/resources';
+import { CHANGE_EVENTS_FILE } from '../../local/config';
+import { LOCAL_NAME_PREFIX } from '../../local/local-resources';
 import { writePipelineState, type PipelineState } from '../../local/pipeline-state';
 import { LOCAL_AWS } from '../../local/stand-ins';
 
@@ -55,11 +58,45 @@ export function runCli(args: readonly string[], env: NodeJS.ProcessEnv, input = 
   });
 }
 
+/** A `vital-pipeline` process still running: what it printed so far, and its end. */
+export interface RunningCli {
+  /** Resolves once its stdout holds text matching `pattern` (rejects when it ends first or `timeoutMs` passes). */
+  printed(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Sends it a signal (Ctrl-C: `SIGINT`). */
+  kill(signal: NodeJS.Signals): void;
+  readonly ended: Promise<CliRun>;
+}
+
+/** Starts `vital-pipeline <args>` with exactly `env`, for a command that runs until stopped (`--follow`). */
+export function startCli(args: readonly string[], env: NodeJS.ProcessEnv): RunningCli {
+  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'cli', 'vital-pipeline.mjs'), ...args], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const ended = new Promise<CliRun>((resolve) => child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr })));
+  return {
+    printed: async (pattern, timeoutMs = 20_000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (!pattern.test(stdout)) {
+        if (child.exitCode !== null || Date.now() > deadline) {
+          throw new Error(`vital-pipeline ${args.join(' ')} printed no ${pattern} (exit ${child.exitCode}); stdout: ${stdout}; stderr: ${stderr}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return stdout;
+    },
+    kill: (signal) => child.kill(signal),
+    ended,
+  };
+}
+
 /**
  * Makes `dataDir` the data folder of a local pipeline on the given stand-ins and resources, as
  * `npm start` would (its state file, with this process as the pipeline's), so the CLI's default
- * target finds them. Its webhook URL answers nothing, the signing secret is the environment's, and
- * the Data Access API is `vitalApi` (by default a configured one that answers nothing).
+ * target finds them. Its webhook URL and EventBridge endpoint answer nothing (its change events are
+ * `change-events.jsonl` in `dataDir`), the signing secret is the environment's, and the Data Access
+ * API is `vitalApi` (by default a configured one that answers nothing).
  */
 export async function writeStandInPipelineState(
   dataDir: string,
@@ -79,5 +116,6 @@ export async function writeStandInPipelineState(
     bucket: resources.bucket,
     secret: { source: 'environment' },
     vitalApi,
+    changeEvents: { endpoint: 'http://127.0.0.1:9', bus: `${LOCAL_NAME_PREFIX}${CHANGE_EVENT_BUS.id}`, file: path.join(dataDir, CHANGE_EVENTS_FILE) },
   });
 }

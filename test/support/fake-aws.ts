@@ -4,8 +4,9 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * A fake of the AWS control-plane calls the CLI makes, on one loopback port, speaking the wire
- * protocols the installed SDK clients speak: CloudFormation `DescribeStacks` and SNS
- * `ListSubscriptionsByTopic` (AWS query protocol: a form-encoded POST answered in XML), Secrets Manager
+ * protocols the installed SDK clients speak: CloudFormation `DescribeStacks`, SNS
+ * `ListSubscriptionsByTopic` and STS `GetCallerIdentity` (AWS query protocol: a form-encoded POST
+ * answered in XML; the caller is named after the access key, `callerArnOf`), Secrets Manager
  * `GetSecretValue` and `PutSecretValue` (AWS JSON 1.1). Each request is routed by the service of its
  * SigV4 credential scope, so a client signing for the wrong service is refused, as AWS would. The
  * state (stacks, secrets, subscriptions) is plain data the test sets; `calls` records what was asked,
@@ -48,6 +49,10 @@ const xmlEscape = (text: string): string =>
   text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 
 const CFN_NAMESPACE = 'http://cloudformation.amazonaws.com/doc/2010-05-15/';
+const STS_NAMESPACE = 'https://sts.amazonaws.com/doc/2011-06-15/';
+
+/** The identity STS names for a caller signing with `accessKeyId`: an assumed role named after the key. */
+export const callerArnOf = (accessKeyId: string): string => `arn:aws:sts::${FAKE_ACCOUNT}:assumed-role/${accessKeyId}/vital-pipeline`;
 const SNS_NAMESPACE = 'http://sns.amazonaws.com/doc/2010-03-31/';
 /** SNS pages ListSubscriptionsByTopic by 100. */
 const SNS_PAGE_SIZE = 100;
@@ -161,6 +166,17 @@ export async function startFakeAws(options: { region: string }): Promise<FakeAws
       if (!subscriptions) return xml(404, queryError(SNS_NAMESPACE, 'NotFound', 'Topic does not exist'));
       return xml(200, listSubscriptionsXml(topicArn, subscriptions, Number(form.get('NextToken') ?? 0)));
     }
+    if (service === 'sts') {
+      calls.push({ service, action, name: '', credentialScope: scope });
+      if (!formEncoded || action !== 'GetCallerIdentity') return xml(400, queryError(STS_NAMESPACE, 'InvalidAction', `Unknown action ${action || '(none)'}`));
+      const accessKeyId = /Credential=([^/,\s]+)\//.exec(String(request.headers.authorization ?? ''))?.[1] ?? '(unsigned)';
+      return xml(
+        200,
+        `<GetCallerIdentityResponse xmlns="${STS_NAMESPACE}"><GetCallerIdentityResult><Arn>${xmlEscape(callerArnOf(accessKeyId))}</Arn>` +
+          `<UserId>AROAFAKE:vital-pipeline</UserId><Account>${FAKE_ACCOUNT}</Account></GetCallerIdentityResult>` +
+          `<ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
+      );
+    }
     const stackName = form.get('StackName') ?? '';
     calls.push({ service, action, name: stackName, credentialScope: scope });
     if (service !== 'cloudformation' || !formEncoded || action !== 'DescribeStacks') {
@@ -199,6 +215,7 @@ export async function startFakeAws(options: { region: string }): Promise<FakeAws
       // The SDK derives the variable from the service id "Secrets Manager": AWS_ENDPOINT_URL_SECRETS_MANAGER.
       AWS_ENDPOINT_URL_SECRETS_MANAGER: url,
       AWS_ENDPOINT_URL_SNS: url,
+      AWS_ENDPOINT_URL_STS: url,
     },
     stop: () =>
       new Promise<void>((resolve) => {

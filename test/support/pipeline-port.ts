@@ -16,7 +16,7 @@ function isFree(port: number): Promise<boolean> {
  * (`PORT_SETTINGS` offsets above it) are free too.
  */
 export async function freePipelinePort(): Promise<number> {
-  const offsets = [PORT_SETTINGS.dynamodb.offset, PORT_SETTINGS.sqsAndS3.offset];
+  const offsets = [PORT_SETTINGS.dynamodb.offset, PORT_SETTINGS.sqsAndS3.offset, PORT_SETTINGS.eventBridge.offset];
   for (;;) {
     const port = await freePort();
     const above = offsets.map((offset) => port + offset);

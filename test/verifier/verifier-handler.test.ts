@@ -1,13 +1,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import { createVerifierHandler } from '../../functions/verifier';
 import { SqsEventQueue } from '../../functions/adapters/event-queue';
 import { S3ClaimCheckStore } from '../../functions/adapters/claim-check-store';
 import { CachedSigningSecrets, StaticSigningSecrets, type SigningSecretSource } from '../../functions/adapters/signing-secret-source';
 import { decodeQueuedEvent } from '../../functions/domain/queued-event';
+import { ownerOfMetadata } from '../../functions/domain/envelope-owner';
 import { BUCKET, QUEUES } from '../../functions/shared/resources';
 import { functionCredentials } from '../../local/aws-access';
 import { enforceStackAccess } from '../../local/stack-access';
@@ -104,6 +105,9 @@ describe('verifier handler against SQS and S3 (fauxqs)', () => {
     assert.match(queued.claimCheck!.key, /^raw-bodies\/2026-11-22\/msg_/);
     const stored = await new S3ClaimCheckStore(s3, bucket).get(queued.claimCheck!);
     assert.ok(Buffer.from(stored).equals(Buffer.from(body)), 'claim-checked body is byte-identical');
+    // Labelled with the user its envelope names, so that an erasure finds it without reading it.
+    const { Metadata } = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: queued.claimCheck!.key }));
+    assert.equal(ownerOfMetadata(Metadata), 'u-1');
   });
 
   it('answers 503 and queues nothing when the queue cannot take the event, so Svix retries', async () => {

@@ -6,6 +6,7 @@ import type { WorkerDependencies } from '../../functions/worker';
 import type { ProcessingPorts } from '../../functions/domain/event-processing';
 import { DynamoDbRecordStore } from '../../functions/adapters/record-store';
 import { DynamoDbConnectionStore } from '../../functions/adapters/connection-store';
+import { DynamoDbErasureRegister } from '../../functions/adapters/erasure-register';
 import { S3ClaimCheckStore } from '../../functions/adapters/claim-check-store';
 import { S3KeptBodyStore } from '../../functions/adapters/kept-body-store';
 import { S3DeliveryFailureStore } from '../../functions/adapters/delivery-failure-store';
@@ -19,6 +20,7 @@ import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { functionCredentials } from '../../local/aws-access';
 import { enforceStackAccess } from '../../local/stack-access';
 import { LOCAL_AWS, standInClients, startDynamoDbLocal, startSqsAndS3 } from '../../local/stand-ins';
+import { startChangeEventCapture, type ChangeEventCapture } from '../support/change-events';
 
 /**
  * The worker on real stand-ins: DynamoDB Local with the project's tables, fauxqs for S3 (claim
@@ -37,6 +39,8 @@ export interface WorkerHarness {
   readonly backfillStatuses: DynamoDbBackfillStatusStore;
   readonly sqs: SQSClient;
   readonly backfillQueueUrl: string;
+  /** The change events the worker published, through the real adapter onto an EventBridge stand-in. */
+  readonly changes: ChangeEventCapture;
   /** Worker dependencies on the stand-ins; `overrides` replace parts (a failing store wrapper). */
   dependencies(overrides?: Partial<WorkerDependencies> & { expectedTeamId?: string }): WorkerDependencies;
   /** Ports of their own, as another Lambda container of the worker holds them (`dependencies` share one set). */
@@ -47,7 +51,7 @@ export interface WorkerHarness {
 let prefixCounter = 0;
 
 export async function startWorkerHarness(): Promise<WorkerHarness> {
-  const [dynamo, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
+  const [dynamo, sqsAndS3, changes] = await Promise.all([startDynamoDbLocal(), startSqsAndS3(), startChangeEventCapture()]);
   const client = new DynamoDBClient({ endpoint: dynamo.endpoint, ...LOCAL_AWS });
   const documents = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   const s3 = new S3Client({ endpoint: sqsAndS3.endpoint, forcePathStyle: true, ...LOCAL_AWS });
@@ -78,6 +82,8 @@ export async function startWorkerHarness(): Promise<WorkerHarness> {
     }),
     quarantine: new S3KeptBodyStore(asWorker.s3, bucket, BUCKET.prefixes.quarantine),
     unrecognised: new S3KeptBodyStore(asWorker.s3, bucket, BUCKET.prefixes.unrecognised),
+    changes: changes.publisher,
+    erasures: new DynamoDbErasureRegister(workerDocuments, env[TABLES.erasures.envVar]!),
   });
   const workerPorts = containerPorts();
   return {
@@ -91,6 +97,7 @@ export async function startWorkerHarness(): Promise<WorkerHarness> {
     backfillStatuses,
     sqs,
     backfillQueueUrl,
+    changes,
     containerPorts,
     dependencies: (overrides = {}) => ({
       ports: workerPorts,
@@ -103,7 +110,7 @@ export async function startWorkerHarness(): Promise<WorkerHarness> {
       client.destroy();
       s3.destroy();
       sqs.destroy();
-      await Promise.all([dynamo.stop(), sqsAndS3.stop()]);
+      await Promise.all([dynamo.stop(), sqsAndS3.stop(), changes.close()]);
     },
   };
 }

@@ -65,9 +65,9 @@ describe('worker on DynamoDB Local and fauxqs S3', () => {
       assert.deepEqual(response.batchItemFailures, []);
     }
     assert.deepEqual(counting.outcomes, [
-      { written: 1, stale: 0, unchanged: 0 },
-      { written: 0, stale: 0, unchanged: 1 },
-      { written: 0, stale: 0, unchanged: 1 },
+      { written: 1, created: 1, stale: 0, unchanged: 0 },
+      { written: 0, created: 0, stale: 0, unchanged: 1 },
+      { written: 0, created: 0, stale: 0, unchanged: 1 },
     ]);
     const rows = await harness.documents.send(new ScanCommand({ TableName: harness.env[TABLES.summaries.envVar] }));
     assert.equal(rows.Items!.filter((item) => item.pk === 'user-dup#sleep').length, 1);
@@ -187,6 +187,8 @@ describe('worker on DynamoDB Local and fauxqs S3', () => {
       'svix-timestamp': record.messageAttributes['svix-timestamp']!.stringValue,
       'event-type': 'daily.data.brand_new_kept.created',
       'received-at': identity.receivedAt,
+      // Whose it is, so that an erasure finds it without reading it (functions/domain/envelope-owner.ts).
+      'user-id': 'user-kept',
     });
     // A Svix retry, a recovery a day later: the same object again, not a second one.
     await run([sqsRecord(body, identity)]);

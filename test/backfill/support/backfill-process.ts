@@ -6,12 +6,14 @@ import { createBackfillHandler } from '../../../functions/backfill';
 import { SqsBackfillQueue } from '../../../functions/adapters/backfill-requests';
 import { DynamoDbBackfillStatusStore } from '../../../functions/adapters/backfill-status-store';
 import { DynamoDbRecordStore } from '../../../functions/adapters/record-store';
+import { DynamoDbErasureRegister } from '../../../functions/adapters/erasure-register';
 import { VitalApiClient } from '../../../functions/adapters/vital-api-client';
 import { S3HeldBackStore } from '../../../functions/adapters/held-back-store';
 import { S3WorkoutStreamStore } from '../../../functions/adapters/workout-stream-store';
 import { QUEUES } from '../../../functions/shared/resources';
 import { SqsEventSourceMapping } from '../../../local/event-source-mapping';
 import { LOCAL_AWS } from '../../../local/stand-ins';
+import { startChangeEventCapture } from '../../support/change-events';
 
 /**
  * The backfill function in a process of its own, so that a test can kill it with SIGKILL half-way
@@ -20,7 +22,7 @@ import { LOCAL_AWS } from '../../../local/stand-ins';
 interface ProcessConfig {
   dynamoEndpoint: string;
   sqsEndpoint: string;
-  tables: { summaries: string; timeseries: string; backfills: string };
+  tables: { summaries: string; timeseries: string; backfills: string; erasures: string };
   bucket: string;
   queueUrl: string;
   queueArn: string;
@@ -36,12 +38,16 @@ const documents = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: con
 });
 const sqs = new SQSClient({ endpoint: config.sqsEndpoint, ...LOCAL_AWS });
 const s3 = new S3Client({ endpoint: config.sqsEndpoint, forcePathStyle: true, ...LOCAL_AWS });
+// This process's own bus: the kill test reads the stores and statuses, not the events.
+const changes = await startChangeEventCapture();
 const handler = createBackfillHandler({
   statuses: new DynamoDbBackfillStatusStore(documents, config.tables.backfills),
   records: new DynamoDbRecordStore(documents, { summariesTable: config.tables.summaries, timeseriesTable: config.tables.timeseries }),
   streams: new S3WorkoutStreamStore(s3, config.bucket),
   heldBack: new S3HeldBackStore(s3, config.bucket),
+  erasures: new DynamoDbErasureRegister(documents, config.tables.erasures),
   queue: new SqsBackfillQueue(sqs, config.queueUrl),
+  changes: changes.publisher,
   source: new VitalApiClient({ baseUrl: config.apiUrl, apiKey: async () => config.apiKey, maxRequestsPerSecond: 100 }),
   timeReserveMs: config.timeReserveMs,
 });
