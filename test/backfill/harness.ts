@@ -21,8 +21,9 @@ import { startFakeVitalApi, type FakeVitalApi, type FakeVitalApiOptions } from '
 import { createLocalQueue, createLocalResources, type LocalQueue, type LocalResources } from '../../local/local-resources';
 import { functionCredentials } from '../../local/aws-access';
 import { enforceStackAccess } from '../../local/stack-access';
-import { standInClients, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+import { standInClients, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 import { startChangeEventCapture, type ChangeEventCapture } from '../support/change-events';
+import { startTestDynamoDb, uniquePrefix } from '../support/dynamodb-local';
 
 /**
  * The backfill on real stand-ins: DynamoDB Local, fauxqs (SQS and S3), the fake Vital API on
@@ -81,7 +82,7 @@ export async function startHarness(options: {
   maxRequestsPerSecond?: number;
 } = {}): Promise<Harness> {
   const timeScale = options.timeScale ?? DEFAULT_TIME_SCALE;
-  const [dynamo, sqsAndS3, changes] = await Promise.all([startDynamoDbLocal(), startSqsAndS3(), startChangeEventCapture()]);
+  const [dynamo, sqsAndS3, changes] = await Promise.all([startTestDynamoDb(), startSqsAndS3(), startChangeEventCapture()]);
   const standIns: RunningStandIn[] = [dynamo, sqsAndS3];
   const clients = standInClients({ dynamodb: dynamo.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint });
   const { dynamodb, sqs, s3 } = clients;
@@ -91,6 +92,7 @@ export async function startHarness(options: {
     s3,
     sqsEndpoint: sqsAndS3.endpoint,
     timeScale,
+    namePrefix: uniquePrefix('backfill-'),
   });
   const fake = await startFakeVitalApi({ apiKey: API_KEY, ...options.fake });
   const documents = DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } });

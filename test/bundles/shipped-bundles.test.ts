@@ -32,7 +32,6 @@ import {
   LOCAL_AWS,
   standInClients,
   standInEnvironment,
-  startDynamoDbLocal,
   startSqsAndS3,
   type RunningStandIn,
   type StandInClients,
@@ -54,6 +53,7 @@ import {
   type SynthesizedFunction,
   type XRayDaemon,
 } from './lambda-sandbox';
+import { startTestDynamoDb, uniquePrefix } from '../support/dynamodb-local';
 
 /**
  * The shipped code is the tested code. Every other test runs the handlers from source under tsx,
@@ -157,7 +157,7 @@ before(async () => {
   await allStarted([
     // With SDK-call tracing (off by default), so the bundles' lazily loaded tracer is exercised too.
     synthesizeApp(outdir, { traceSdkCalls: true }),
-    startDynamoDbLocal().then((started) => (dynamoDb = started)),
+    startTestDynamoDb().then((started) => (dynamoDb = started)),
     startSqsAndS3().then((started) => (sqsAndS3 = started)),
     startFakeVitalApi({ apiKey: API_KEY }).then((started) => (fakeApi = started)),
     startFakeAws({ region: LOCAL_AWS.region }).then((started) => (fakeAws = started)),
@@ -170,7 +170,7 @@ before(async () => {
     sqs: clients.sqs,
     s3: clients.s3,
     sqsEndpoint: sqsAndS3.endpoint,
-    namePrefix: 'bundles-',
+    namePrefix: uniquePrefix('bundles-'),
   });
   eventBridge = await startEventBridge({
     busName: resources.changeEventBus,

@@ -16,9 +16,10 @@ import { newMessageId, orderKeyOfDelivery } from '../../functions/domain/message
 import { TABLES } from '../../functions/shared/resources';
 import { accessRequestsOf, signerOf } from '../../local/aws-access';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
-import { LOCAL_AWS, standInClients, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+import { LOCAL_AWS, standInClients, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 import { isolatedAwsEnvironment, PROJECT_ROOT, runCli } from '../support/cli-process';
 import { FAKE_ACCOUNT, startFakeAws, startForwarder, type FakeAws } from '../support/fake-aws';
+import { startTestDynamoDb, uniquePrefix } from '../support/dynamodb-local';
 
 /**
  * `vital-pipeline backfill --stack <name>`: the resync registered in a deployed stack's tables and
@@ -101,9 +102,9 @@ function named(actions: Iterable<string>): string[] {
 
 before(async () => {
   home = await mkdtemp(path.join(tmpdir(), 'resync-stack-'));
-  [dynamoDb, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
+  [dynamoDb, sqsAndS3] = await Promise.all([startTestDynamoDb(), startSqsAndS3()]);
   ({ dynamodb, sqs, s3 } = standInClients({ dynamodb: dynamoDb.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint }));
-  resources = await createLocalResources({ dynamodb, sqs, s3, sqsEndpoint: sqsAndS3.endpoint, namePrefix: 'resync-stack-' });
+  resources = await createLocalResources({ dynamodb, sqs, s3, sqsEndpoint: sqsAndS3.endpoint, namePrefix: uniquePrefix('resync-stack-') });
   fronts = await Promise.all([startActionRecorder(dynamoDb.endpoint), startActionRecorder(sqsAndS3.endpoint)]);
   fakeAws = await startFakeAws({ region: REGION });
   fakeAws.stacks.set(STACK, stackOutputs(fronts[1]!.url));

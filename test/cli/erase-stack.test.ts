@@ -19,9 +19,10 @@ import { BUCKET, QUEUES, TABLES } from '../../functions/shared/resources';
 import { functionCredentials } from '../../local/aws-access';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
 import { enforceStackAccess, synthesizedStack } from '../../local/stack-access';
-import { LOCAL_AWS, standInClients, startDynamoDbLocal, startSqsAndS3, type RunningStandIn, type StandInClients } from '../../local/stand-ins';
+import { LOCAL_AWS, standInClients, startSqsAndS3, type RunningStandIn, type StandInClients } from '../../local/stand-ins';
 import { isolatedAwsEnvironment, runCli } from '../support/cli-process';
 import { callerArnOf, FAKE_ACCOUNT, startFakeAws, type FakeAws } from '../support/fake-aws';
+import { startTestDynamoDb, uniquePrefix } from '../support/dynamodb-local';
 
 /**
  * `vital-pipeline erase --stack <name>` with nothing but the stack's `ErasePolicy`: the CLI signs
@@ -107,12 +108,12 @@ async function countsOf(userId: string): Promise<Record<string, number>> {
 
 before(async () => {
   home = await mkdtemp(path.join(tmpdir(), 'erase-stack-'));
-  standIns = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
+  standIns = await Promise.all([startTestDynamoDb(), startSqsAndS3()]);
   const [dynamoDb, sqsAndS3] = standIns as [RunningStandIn, RunningStandIn];
   const endpoints = { dynamodb: dynamoDb.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint };
   admin = standInClients(endpoints);
   asOperator = standInClients(endpoints, operator);
-  resources = await createLocalResources({ ...admin, sqsEndpoint: sqsAndS3.endpoint, namePrefix: 'erase-stack-' });
+  resources = await createLocalResources({ ...admin, sqsEndpoint: sqsAndS3.endpoint, namePrefix: uniquePrefix('erase-stack-') });
   enforceStackAccess(standIns, resources.environment);
   fakeAws = await startFakeAws({ region: REGION });
   fakeAws.stacks.set(STACK, stackOutputs());

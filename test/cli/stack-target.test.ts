@@ -20,9 +20,10 @@ import { ATTRIBUTE, encodeAttributes } from '../../functions/domain/queued-event
 import { BUCKET, TABLES, VERIFIER_TIMEOUT_SECONDS, WEBHOOK_ROUTE } from '../../functions/shared/resources';
 import { startHttpApi, type RunningHttpApi } from '../../local/http-api';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
-import { LOCAL_AWS, standInClients, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+import { LOCAL_AWS, standInClients, standInEnvironment, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 import { isolatedAwsEnvironment, runCli, type CliRun } from '../support/cli-process';
 import { FAKE_ACCOUNT, startFakeAws, startScopeRecorder, type FakeAws } from '../support/fake-aws';
+import { startTestDynamoDb, uniquePrefix } from '../support/dynamodb-local';
 
 /**
  * `vital-pipeline ... --stack <name>` end to end, without an AWS account. The stack's resources are
@@ -128,10 +129,10 @@ const svixIdOf = (message: Message): string | undefined => message.MessageAttrib
 
 before(async () => {
   emptyDataDir = await mkdtemp(path.join(tmpdir(), 'stack-target-'));
-  [dynamoDb, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
+  [dynamoDb, sqsAndS3] = await Promise.all([startTestDynamoDb(), startSqsAndS3()]);
   const endpoints = { dynamodb: dynamoDb.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint };
   ({ dynamodb, sqs, s3 } = standInClients(endpoints));
-  resources = await createLocalResources({ dynamodb, sqs, s3, sqsEndpoint: endpoints.sqs, namePrefix: 'stack-test-' });
+  resources = await createLocalResources({ dynamodb, sqs, s3, sqsEndpoint: endpoints.sqs, namePrefix: uniquePrefix('stack-test-') });
 
   fakeAws = await startFakeAws({ region: REGION });
   for (const [arn, value] of Object.entries(SECRETS)) fakeAws.secrets.set(arn, value);

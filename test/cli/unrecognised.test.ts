@@ -16,8 +16,9 @@ import { replayUnrecognised } from '../../cli/commands/unrecognised';
 import { localTarget } from '../../cli/target';
 import { localPipelineConfig } from '../../local/config';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
-import { LOCAL_AWS, standInClients, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+import { LOCAL_AWS, standInClients, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 import { isolatedAwsEnvironment, PROJECT_ROOT, runCli, writeStandInPipelineState, type CliRun } from '../support/cli-process';
+import { startTestDynamoDb, uniquePrefix } from '../support/dynamodb-local';
 
 /**
  * `inspect unrecognised` and `replay --unrecognised` on the local pipeline: the resources of
@@ -71,10 +72,10 @@ const exists = (delivery: Delivery) =>
 
 before(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'unrecognised-'));
-  [dynamoDb, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
+  [dynamoDb, sqsAndS3] = await Promise.all([startTestDynamoDb(), startSqsAndS3()]);
   const endpoints = { dynamodb: dynamoDb.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint };
   ({ dynamodb, sqs, s3 } = standInClients(endpoints));
-  resources = await createLocalResources({ dynamodb, sqs, s3, sqsEndpoint: endpoints.sqs, namePrefix: 'unrecognised-test-' });
+  resources = await createLocalResources({ dynamodb, sqs, s3, sqsEndpoint: endpoints.sqs, namePrefix: uniquePrefix('unrecognised-test-') });
   await writeStandInPipelineState(dataDir, endpoints, resources);
   kept = new S3KeptBodyStore(s3, resources.bucket, BUCKET.prefixes.unrecognised);
 });

@@ -8,8 +8,9 @@ import { S3WorkoutStreamStore } from '../../functions/adapters/workout-stream-st
 import { AccessEvaluator, functionCredentials } from '../../local/aws-access';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
 import { enforceStackAccess } from '../../local/stack-access';
-import { standInClients, startDynamoDbLocal, startSqsAndS3, type RunningStandIn, type StandInClients } from '../../local/stand-ins';
+import { standInClients, startSqsAndS3, type RunningStandIn, type StandInClients } from '../../local/stand-ins';
 import { localAccessModel, type SynthesizedTemplate } from '../../local/synthesized-access';
+import { startTestDynamoDb, uniquePrefix } from '../support/dynamodb-local';
 
 /**
  * The stand-ins hold each function to its role, as synthesized, the way AWS does: what a role does
@@ -36,11 +37,11 @@ describe('the stack\'s IAM on the stand-ins', () => {
   const key = { userId: { S: 'iam-check' }, provider: { S: 'oura' } };
 
   before(async () => {
-    const [dynamo, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
+    const [dynamo, sqsAndS3] = await Promise.all([startTestDynamoDb(), startSqsAndS3()]);
     standIns = [dynamo, sqsAndS3];
     const endpoints = { dynamodb: dynamo.endpoint, sqs: sqsAndS3.endpoint, s3: sqsAndS3.endpoint };
     admin = standInClients(endpoints);
-    resources = await createLocalResources({ ...admin, sqsEndpoint: sqsAndS3.endpoint, namePrefix: 'iam-' });
+    resources = await createLocalResources({ ...admin, sqsEndpoint: sqsAndS3.endpoint, namePrefix: uniquePrefix('iam-') });
     enforceStackAccess(standIns, resources.environment);
     as = {
       verifier: standInClients(endpoints, functionCredentials('verifier')),
@@ -73,7 +74,10 @@ describe('the stack\'s IAM on the stand-ins', () => {
     const refusal = await as.backfill.dynamodb.send(new GetItemCommand({ TableName: resources.tables.connections, Key: key })).catch((error: Error) => error);
     assert.match(
       String((refusal as Error).message),
-      /^User: arn:aws:sts::000000000000:assumed-role\/BackfillServiceRole[0-9A-F]+\/backfill is not authorized to perform: dynamodb:GetItem on resource: arn:aws:dynamodb:us-east-1:000000000000:table\/iam-Connections because no identity-based policy allows/,
+      new RegExp(
+        '^User: arn:aws:sts::000000000000:assumed-role/BackfillServiceRole[0-9A-F]+/backfill is not authorized to perform: dynamodb:GetItem ' +
+          `on resource: arn:aws:dynamodb:us-east-1:000000000000:table/${resources.tables.connections} because no identity-based policy allows`,
+      ),
     );
   });
 

@@ -19,10 +19,11 @@ import { toSqsRecord } from '../../local/event-source-mapping';
 import { startEventBridge } from '../../local/eventbridge-stand-in';
 import { startFakeVitalApi, type FakeVitalApi } from '../../local/fake-vital-api';
 import { createLocalResources, type LocalResources } from '../../local/local-resources';
-import { LOCAL_AWS, standInEnvironment, startDynamoDbLocal, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
+import { LOCAL_AWS, standInEnvironment, startSqsAndS3, type RunningStandIn } from '../../local/stand-ins';
 import { svixHeaders } from '../support/signing';
 import { captureProcessOutput, type CapturedOutput } from './capture-output';
 import { webhookRequestEvent } from '../support/http-api-event';
+import { startTestDynamoDb, uniquePrefix } from '../support/dynamodb-local';
 
 /**
  * Log hygiene: drives every path of the three real handlers (wired by their own `*FromEnvironment`
@@ -191,12 +192,12 @@ describe('log hygiene: no payload value, secret or signature reaches the logs on
   let eventsFolder: string | undefined;
 
   before(async () => {
-    const [dynamo, sqsAndS3] = await Promise.all([startDynamoDbLocal(), startSqsAndS3()]);
+    const [dynamo, sqsAndS3] = await Promise.all([startTestDynamoDb(), startSqsAndS3()]);
     standIns.push(dynamo, sqsAndS3);
     const dynamodb = new DynamoDBClient({ endpoint: dynamo.endpoint, ...LOCAL_AWS });
     sqs = new SQSClient({ endpoint: sqsAndS3.endpoint, ...LOCAL_AWS });
     const s3 = new S3Client({ endpoint: sqsAndS3.endpoint, forcePathStyle: true, ...LOCAL_AWS });
-    resources = await createLocalResources({ dynamodb, sqs, s3, sqsEndpoint: sqsAndS3.endpoint, namePrefix: 'hygiene-' });
+    resources = await createLocalResources({ dynamodb, sqs, s3, sqsEndpoint: sqsAndS3.endpoint, namePrefix: uniquePrefix('hygiene-') });
     dynamodb.destroy();
     s3.destroy();
     // Change events go to a bus of their own; what they say is checked against their schemas elsewhere.

@@ -19,8 +19,9 @@ import { createTables } from '../../local/provision';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { functionCredentials } from '../../local/aws-access';
 import { enforceStackAccess } from '../../local/stack-access';
-import { LOCAL_AWS, standInClients, startDynamoDbLocal, startSqsAndS3 } from '../../local/stand-ins';
+import { LOCAL_AWS, standInClients, startSqsAndS3 } from '../../local/stand-ins';
 import { startChangeEventCapture, type ChangeEventCapture } from '../support/change-events';
+import { startTestDynamoDb, uniquePrefix } from '../support/dynamodb-local';
 
 /**
  * The worker on real stand-ins: DynamoDB Local with the project's tables, fauxqs for S3 (claim
@@ -51,13 +52,13 @@ export interface WorkerHarness {
 let prefixCounter = 0;
 
 export async function startWorkerHarness(): Promise<WorkerHarness> {
-  const [dynamo, sqsAndS3, changes] = await Promise.all([startDynamoDbLocal(), startSqsAndS3(), startChangeEventCapture()]);
+  const [dynamo, sqsAndS3, changes] = await Promise.all([startTestDynamoDb(), startSqsAndS3(), startChangeEventCapture()]);
   const client = new DynamoDBClient({ endpoint: dynamo.endpoint, ...LOCAL_AWS });
   const documents = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   const s3 = new S3Client({ endpoint: sqsAndS3.endpoint, forcePathStyle: true, ...LOCAL_AWS });
   const bucket = 'worker-test-bodies';
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-  const tables = await createTables(client, `worker${(prefixCounter += 1)}-`);
+  const tables = await createTables(client, uniquePrefix(`worker${(prefixCounter += 1)}-`));
   const records = new DynamoDbRecordStore(documents, {
     summariesTable: tables[TABLES.summaries.envVar]!,
     timeseriesTable: tables[TABLES.timeseries.envVar]!,

@@ -4,8 +4,9 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { TABLES } from '../../functions/shared/resources';
 import { createTables } from '../../local/provision';
-import { LOCAL_AWS, startDynamoDbLocal, type RunningStandIn } from '../../local/stand-ins';
+import { LOCAL_AWS, type RunningStandIn } from '../../local/stand-ins';
 import { DELIVERY_PATTERNS, measureDenseTimeseriesCost } from '../../local/storage-cost';
+import { startTestDynamoDb, uniquePrefix } from '../support/dynamodb-local';
 
 /**
  * The cost targets of docs/storage.md on the real store, as DynamoDB Local counts capacity (write
@@ -17,7 +18,7 @@ describe('storage cost of dense timeseries (DynamoDB Local consumed capacity)', 
   let dynamo: RunningStandIn;
   let client: DynamoDBClient;
   before(async () => {
-    dynamo = await startDynamoDbLocal();
+    dynamo = await startTestDynamoDb();
     client = new DynamoDBClient({ endpoint: dynamo.endpoint, ...LOCAL_AWS });
   });
   after(async () => {
@@ -27,7 +28,7 @@ describe('storage cost of dense timeseries (DynamoDB Local consumed capacity)', 
 
   for (const pattern of DELIVERY_PATTERNS) {
     it(`${pattern}: <= 0.05 write units per sample, the day in <= 10 requests, an instant in 1`, async () => {
-      const env = await createTables(client, `cost-${pattern.replace(/\W+/g, '-')}-`);
+      const env = await createTables(client, uniquePrefix(`cost-${pattern.replace(/\W+/g, '-')}-`));
       const cost = await measureDenseTimeseriesCost({
         documents: DynamoDBDocumentClient.from(client),
         summariesTable: env[TABLES.summaries.envVar]!,
