@@ -40,8 +40,10 @@ function countingOutput() {
   const output: Output = {
     line: (line) => {
       if (line.source !== 'worker') return;
-      if (line.text === 'processed') counts.processed += 1;
-      else counts.failed += 1;
+      // One line per message handled: INFO says what a processed delivery did (in words that vary
+      // with what it stored), WARN that it failed (local/pipeline.ts).
+      if (line.level === 'WARN' || line.level === 'ERROR') counts.failed += 1;
+      else counts.processed += 1;
     },
     plain: () => {},
   };

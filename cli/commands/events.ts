@@ -2,7 +2,8 @@ import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CHANGE_DETAIL_TYPES, type ChangeDetailType } from '../../functions/domain/change-events';
+import { CHANGE_DETAIL_TYPES } from '../../functions/domain/change-event-schemas';
+import type { ChangeDetailType } from '../../functions/domain/change-events';
 import { CHANGE_EVENTS_FILE } from '../../local/config';
 import { changeEventFacts } from '../../local/console-output';
 import type { DeliveredEvent } from '../../local/eventbridge-stand-in';

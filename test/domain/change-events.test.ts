@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { CHANGE_DETAIL_TYPES, CHANGE_EVENT_SOURCE, detailJsonSchema, detailSchemaFile } from '../../functions/domain/change-events';
+import { CHANGE_DETAIL_TYPES, detailJsonSchema, detailSchemaFile } from '../../functions/domain/change-event-schemas';
+import { CHANGE_EVENT_SOURCE } from '../../functions/domain/change-events';
 import type { DeliveredEvent } from '../../local/eventbridge-stand-in';
 import { assertDocumentedChangeEvents } from '../support/change-events';
 

@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { EventBridgeChangePublisher } from '../../functions/adapters/change-event-publisher';
 import { EVENTBRIDGE_CLIENT_SETTINGS } from '../../functions/adapters/eventbridge-client';
-import { CHANGE_DETAIL_TYPES, CHANGE_EVENT_SOURCE, detailSchemaFile, type ChangeDetailType } from '../../functions/domain/change-events';
+import { CHANGE_DETAIL_TYPES, detailSchemaFile } from '../../functions/domain/change-event-schemas';
+import { CHANGE_EVENT_SOURCE, type ChangeDetailType } from '../../functions/domain/change-events';
 import { startEventBridge, type DeliveredEvent, type RunningEventBridge } from '../../local/eventbridge-stand-in';
 import { LOCAL_AWS } from '../../local/stand-ins';
 
