@@ -280,9 +280,10 @@ function integer(value: string | undefined, flag: string, fallback: number): num
   return parsed;
 }
 
+/** An ISO 8601 date or time as the pipeline reads every time (`instantKey`, strict: no `Jan 5 2024`, no 2024-13-45). */
 function isoTime(value: string | undefined, flag: string): string | undefined {
   if (value === undefined) return undefined;
-  if (Number.isNaN(Date.parse(value))) throw new UsageError(`${flag} must be an ISO 8601 time, not "${value}"`);
+  if (instantKey(value) === undefined) throw new UsageError(`${flag} must be an ISO 8601 time, not "${value}"`);
   return value;
 }
 
@@ -565,7 +566,13 @@ async function replayKept(values: { queue?: string; 'svix-id'?: string[]; stack?
     replayUnrecognised(target, { ...(values['svix-id'] ? { svixIds: values['svix-id'] } : {}), onProgress: progress }),
   );
   progressDone();
-  if (values.json) return printJson(result);
+  if (values.json) printJson(result);
+  else describeKeptReplay(result);
+  // As a DLQ replay does: an id that names nothing is said, and the exit code says it too.
+  if (result.not_found.length > 0) throw new KeptEventNotFoundError(`not kept, so not replayed: ${result.not_found.join(', ')} (vital-pipeline inspect unrecognised lists what is kept)`);
+}
+
+function describeKeptReplay(result: Awaited<ReturnType<typeof replayUnrecognised>>): void {
   for (const event of result.replayed) process.stdout.write(`replayed ${event.svix_id}  ${event.event_type}\n`);
   for (const event of result.skipped) {
     process.stdout.write(`skipped ${event.svix_id}  ${event.event_type}: this catalogue does not know the type yet; it stays kept\n`);
@@ -573,6 +580,9 @@ async function replayKept(values: { queue?: string; 'svix-id'?: string[]; stack?
   for (const svixId of result.not_found) process.stdout.write(`not found ${svixId}: no kept event of an unrecognised type has this svix-id\n`);
   process.stdout.write(`${result.replayed.length} replayed into the events queue, ${result.skipped.length} skipped\n`);
 }
+
+/** `replay --unrecognised --svix-id` named an id no kept event has. */
+class KeptEventNotFoundError extends Error {}
 
 async function backfill(args: string[]): Promise<void> {
   const { values, positionals } = parse('backfill', args, {
@@ -932,7 +942,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   try {
-    if (!isCommand(command)) throw new UsageError(`Unknown command "${command}"`);
+    if (!isCommand(command)) throw new UsageError(`Unknown command "${command}".${didYouMean(command, Object.keys(COMMANDS))}`);
     await COMMANDS[command](rest);
     return 0;
   } catch (error) {

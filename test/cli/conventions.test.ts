@@ -60,6 +60,20 @@ describe('vital-pipeline conventions', () => {
     }
   });
 
+  it('a time option takes ISO 8601 only, read as strictly as the pipeline reads every time (no "Jan 5 2024", no month 13)', async () => {
+    for (const at of ['Jan 5 2024', '2024-13-45']) {
+      const run = await cli(['send', '--type', 'daily.data.sleep.created', '--at', at, '--print', '--secret', 'whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']);
+      assert.equal(run.code, 2);
+      assert.equal(run.stderr, `vital-pipeline: --at must be an ISO 8601 time, not "${at}" (see vital-pipeline send --help)\n`);
+    }
+  });
+
+  it('an unknown command: one line with the close command names; exit 2', async () => {
+    const run = await cli(['inspcet', 'records']);
+    assert.equal(run.code, 2);
+    assert.equal(run.stderr, 'vital-pipeline: Unknown command "inspcet". Did you mean inspect? (see vital-pipeline --help)\n');
+  });
+
   it('an unknown option: one line naming the command, the option and the command\'s help; exit 2', async () => {
     const run = await cli(['send', '--foo', '--type', 'daily.data.sleep.created']);
     assert.equal(run.code, 2);

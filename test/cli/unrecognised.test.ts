@@ -117,7 +117,7 @@ describe('vital-pipeline inspect unrecognised / replay --unrecognised (local pip
     assert.match(text.stdout, /0 replayed into the events queue, 1 skipped/);
   });
 
-  it('replay of a type the updated catalogue knows (injected) queues it once; an unknown --svix-id is reported, not an error', async () => {
+  it('replay of a type the updated catalogue knows (injected) queues it once; an unknown --svix-id is reported', async () => {
     const target = await localTarget(dataDir);
     try {
       const result = await replayUnrecognised(target, { svixIds: [brandNew.svixId, 'msg_not_kept'], knows: (type) => type === 'daily.data.brand_new.created' });
@@ -130,6 +130,16 @@ describe('vital-pipeline inspect unrecognised / replay --unrecognised (local pip
       assert.deepEqual(await replayUnrecognised(target, { knows: () => true }), { replayed: [], skipped: [], not_found: [] });
     } finally {
       target.close();
+    }
+  });
+
+  it('replay --unrecognised --svix-id of an id nothing is kept under names it, with exit code 1, as a DLQ replay does', async () => {
+    for (const json of [[], ['--json']]) {
+      const run = await cli('replay', '--unrecognised', '--svix-id', 'msg_never_kept', ...json);
+      assert.equal(run.code, 1, run.stderr);
+      assert.equal(run.stderr, 'vital-pipeline: not kept, so not replayed: msg_never_kept (vital-pipeline inspect unrecognised lists what is kept)\n');
+      if (json.length > 0) assert.deepEqual(JSON.parse(run.stdout), { replayed: [], skipped: [], not_found: ['msg_never_kept'] });
+      else assert.match(run.stdout, /^not found msg_never_kept: no kept event/m);
     }
   });
 
