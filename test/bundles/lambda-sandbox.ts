@@ -7,6 +7,7 @@ import { copyFile, cp, mkdir, readdir, readFile, symlink } from 'node:fs/promise
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../support/cli-process';
 
 /**
  * What the shipped-bundles test needs to run a function as AWS Lambda runs it, from what `cdk synth`
@@ -29,7 +30,7 @@ export const SYNTH_REGION = 'us-east-1';
  * Synthesizes the project's CDK app, with bundling, into `outdir`, the way `cdk synth` does: the
  * `app` command of cdk.json, given the CLI's context (cdk.json's and `deployContext`, as `-c key=value`
  * gives it, plus path and asset metadata and bundling of every stack) and output folder through `CDK_CONTEXT_JSON` and `CDK_OUTDIR`. The app is
- * run with the project's Node, `--no-maglev` and `--no-concurrent-sparkplug` (README: a Node 24 exit can hang otherwise, and
+ * run with the project's Node and `NODE_FLAGS` (README: a Node 24 exit can hang otherwise, and
  * NODE_OPTIONS refuses the flag), which changes nothing in what it writes. Resolves with its output
  * (esbuild's and cdk-nag's reports), rejects with it when the synth fails.
  */
@@ -53,7 +54,7 @@ export async function synthesizeApp(outdir: string, deployContext: Record<string
   };
   delete env.CDK_DEFAULT_ACCOUNT;
   delete env.NODE_OPTIONS;
-  const child = spawn(process.execPath, ['--no-maglev', '--no-concurrent-sparkplug', '--import', 'tsx', app[1]!], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, '--import', 'tsx', app[1]!], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));

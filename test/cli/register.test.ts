@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createEndpoint, listEndpoints, ManagementApiError, rotateSecret, type ManagementScope } from '../../cli/commands/register';
+import { CLI_COMMAND } from '../support/cli-process';
 
 /**
  * `register` against a small fake of the Junction Management API (and of the team API's portal-link
@@ -83,8 +84,8 @@ const scope = (): ManagementScope => ({ baseUrl, managementKey: KEY, orgId: 'org
 function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
-      process.execPath,
-      [path.join(root, 'cli', 'vital-pipeline.mjs'), ...args],
+      CLI_COMMAND[0]!,
+      [...CLI_COMMAND.slice(1), ...args],
       { cwd: root, env: { ...process.env, VITAL_MANAGEMENT_KEY: '', VITAL_API_KEY: '', ...env } },
       (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );

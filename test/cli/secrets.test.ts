@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isolatedAwsEnvironment, PROJECT_ROOT, runCli, type CliRun } from '../support/cli-process';
+import { CLI_COMMAND, isolatedAwsEnvironment, PROJECT_ROOT, runCli, type CliRun } from '../support/cli-process';
 import { FAKE_ACCOUNT, startFakeAws, type FakeAws } from '../support/fake-aws';
 
 /**
@@ -173,7 +173,7 @@ describe('secrets set --stack', () => {
     // util-linux `script` runs the CLI on a pseudo-terminal and copies everything the terminal shows
     // (the echo of typed keys included) to its stdout; what we write to its stdin is what is typed.
     const quote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
-    const commandLine = [process.execPath, path.join(PROJECT_ROOT, 'cli', 'vital-pipeline.mjs'), 'secrets', 'set', '--stack', STACK].map(quote).join(' ');
+    const commandLine = [...CLI_COMMAND, 'secrets', 'set', '--stack', STACK].map(quote).join(' ');
     const child = spawn('script', ['-q', '-e', '-c', commandLine, '/dev/null'], { cwd: PROJECT_ROOT, env: environment(), stdio: ['pipe', 'pipe', 'pipe'] });
     let screen = '';
     child.stdout.on('data', (chunk: Buffer) => (screen += chunk.toString()));

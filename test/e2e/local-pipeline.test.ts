@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { exampleEvent } from '../../functions/domain/example-events';
 import { startFakeVitalApi, type FakeVitalApi } from '../../local/fake-vital-api';
+import { CLI_COMMAND } from '../support/cli-process';
 import { freePipelinePort } from '../support/pipeline-port';
 
 /**
@@ -112,7 +113,7 @@ interface CliResult {
 
 function cli(...args: string[]): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(root, 'cli', 'vital-pipeline.mjs'), ...args], { cwd: root, env: environment() }, (error, stdout, stderr) =>
+    execFile(CLI_COMMAND[0]!, [...CLI_COMMAND.slice(1), ...args], { cwd: root, env: environment() }, (error, stdout, stderr) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });

@@ -14,6 +14,16 @@ import { LOCAL_AWS } from '../../local/stand-ins';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/**
+ * The V8 flags `npm test` and `npm start` run Node with (README, "Development"): without them a Node 24
+ * process can deadlock in `process.exit` on a background compile. Every Node process the tests start
+ * gets them too.
+ */
+export const NODE_FLAGS = ['--no-maglev', '--no-concurrent-sparkplug'] as const;
+
+/** `node` and its arguments up to the CLI's own: `[...CLI_COMMAND, ...args]` runs `vital-pipeline <args>`. */
+export const CLI_COMMAND: readonly string[] = [process.execPath, ...NODE_FLAGS, path.join(PROJECT_ROOT, 'cli', 'vital-pipeline.mjs')];
+
 export interface CliRun {
   readonly code: number;
   readonly stdout: string;
@@ -46,8 +56,8 @@ export function isolatedAwsEnvironment(home: string, region: string): Record<str
 export function runCli(args: readonly string[], env: NodeJS.ProcessEnv, input = '', timeoutMs = 90_000, cwd = PROJECT_ROOT): Promise<CliRun> {
   return new Promise((resolve) => {
     const child = execFile(
-      process.execPath,
-      [path.join(PROJECT_ROOT, 'cli', 'vital-pipeline.mjs'), ...args],
+      CLI_COMMAND[0]!,
+      [...CLI_COMMAND.slice(1), ...args],
       { cwd, env, timeout: timeoutMs },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
@@ -69,7 +79,7 @@ export interface RunningCli {
 
 /** Starts `vital-pipeline <args>` with exactly `env`, for a command that runs until stopped (`--follow`). */
 export function startCli(args: readonly string[], env: NodeJS.ProcessEnv): RunningCli {
-  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'cli', 'vital-pipeline.mjs'), ...args], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(CLI_COMMAND[0]!, [...CLI_COMMAND.slice(1), ...args], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
