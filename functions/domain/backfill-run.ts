@@ -1,6 +1,6 @@
 import { listingResourceOf, resourceNamed, type ResourceDefinition } from './catalogue';
 import { orderKeyOfFetch, type OrderKey } from './message-order';
-import { timeRangeOf, type ChangeEvent, type ChangeEventPublisher } from './change-events';
+import { recordsChanged, type ChangeEvent, type ChangeEventPublisher, type RecordCounts } from './change-events';
 import type { RecordStore, SampleSource, WriteOutcome } from './record-store';
 import { sampleInstant, sampleSourceOf, summaryTime } from './record-identity';
 import { InvalidBackfillRangeError, planRun, type BackfillWindow } from './backfill-plan';
@@ -225,10 +225,10 @@ const heldBackEvents = (at: PageLocation, resource: ResourceDefinition, count: n
     : [{ detailType: 'Events Held Back', detail: { reason: 'schema_violation', count, user_id: at.userId, provider: at.provider, resource: resource.name, backfill_run: at.runId } }];
 
 /** What a page's stores did, summed, and the instants of the records they were given. */
-class PageWrites {
-  private created = 0;
-  private written = 0;
-  private unchanged = 0;
+class PageWrites implements RecordCounts {
+  created = 0;
+  written = 0;
+  unchanged = 0;
   private readonly instants: string[] = [];
 
   add(outcome: WriteOutcome, instants: readonly string[]): void {
@@ -240,21 +240,18 @@ class PageWrites {
 
   /** The page's Records Changed event, or none when every record was stale (or there were none). */
   event(at: PageLocation, resource: ResourceDefinition, source?: SampleSource): ChangeEvent[] {
-    if (this.written + this.unchanged === 0) return [];
-    const range = timeRangeOf(this.instants);
-    return [{
-      detailType: 'Records Changed',
-      detail: {
+    return recordsChanged(
+      {
         user_id: at.userId,
         provider: at.provider,
         ...(source ? { source_type: source.type } : {}),
         resource: resource.name,
         kind: resource.kind === 'timeseries' ? 'timeseries' : 'summary',
-        ...(range ? { time_range: range } : {}),
-        records: { created: this.created, updated: this.written - this.created, unchanged: this.unchanged },
         backfill_run: at.runId,
       },
-    }];
+      this,
+      this.instants,
+    );
   }
 }
 
@@ -619,19 +616,11 @@ export class BackfillRunner {
     }
     if (await streams.put({ userId, provider, workoutId, body: stream.body, order: orderKeyOfFetch(stream.fetchedAtMs) })) {
       // After the put, best effort (`announce`): a retry finds the stream current and would not publish again.
-      const created = storedOrder === undefined ? 1 : 0;
-      await this.announce([{
-        detailType: 'Records Changed',
-        detail: {
-          user_id: userId,
-          provider,
-          resource: 'workout_stream',
-          kind: 'workout_stream',
-          workout_id: workoutId,
-          records: { created, updated: 1 - created, unchanged: 0 },
-          ...(runId ? { backfill_run: runId } : {}),
-        },
-      }]);
+      await this.announce(recordsChanged(
+        { user_id: userId, provider, resource: 'workout_stream', kind: 'workout_stream', workout_id: workoutId, ...(runId ? { backfill_run: runId } : {}) },
+        { written: 1, created: storedOrder === undefined ? 1 : 0, unchanged: 0 },
+        [],
+      ));
     }
     return 'stored';
   }

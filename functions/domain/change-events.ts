@@ -34,8 +34,36 @@ export interface ChangeEventPublisher {
   publish(events: readonly ChangeEvent[]): Promise<void>;
 }
 
+/** Who and what a Records Changed is about: its detail but for the counts and the range. */
+export type RecordsAbout = Omit<ChangeDetail<'Records Changed'>, 'records' | 'time_range'>;
+
+/** What one write did, in the store's counts (`WriteOutcome`): `created` is part of `written`. */
+export interface RecordCounts {
+  readonly written: number;
+  readonly created: number;
+  readonly unchanged: number;
+}
+
+/**
+ * The Records Changed event of one write (a delivery's records, a backfill page's records of one
+ * source, a workout stream), over the instants of the records it was given; none when it made
+ * nothing current and found none of its own records stored (all stale, or nothing to store).
+ */
+export function recordsChanged(about: RecordsAbout, counts: RecordCounts, instants: Iterable<string>): ChangeEvent[] {
+  if (counts.written + counts.unchanged === 0) return [];
+  const range = timeRangeOf(instants);
+  return [{
+    detailType: 'Records Changed',
+    detail: {
+      ...about,
+      ...(range ? { time_range: range } : {}),
+      records: { created: counts.created, updated: counts.written - counts.created, unchanged: counts.unchanged },
+    },
+  }];
+}
+
 /** The smallest and largest of some instants (inclusive), or undefined for none. */
-export function timeRangeOf(instants: Iterable<string>): { from: string; to: string } | undefined {
+function timeRangeOf(instants: Iterable<string>): { from: string; to: string } | undefined {
   let from: string | undefined;
   let to: string | undefined;
   for (const value of instants) {

@@ -1,5 +1,5 @@
 import type { BackfillRequests } from './backfill-requests';
-import { timeRangeOf, type ChangeEvent, type ChangeEventPublisher } from './change-events';
+import { recordsChanged, type ChangeEvent, type ChangeEventPublisher } from './change-events';
 import { erasedBy, type ErasureRegister } from './erasure';
 import { orderKeyOfDelivery, type OrderKey } from './message-order';
 import type { QueuedEventAttributes } from './queued-event';
@@ -183,24 +183,19 @@ export function changeEventsOf(action: EventAction, outcome: DeliveryOutcome, de
   switch (action.kind) {
     case 'summary':
     case 'timeseries': {
-      if (outcome.written + outcome.unchanged === 0) return [];
-      const created = outcome.created ?? 0;
-      const range = action.kind === 'summary'
-        ? timeRangeOf([summaryTime(action.resource, action.object)].filter((time): time is string => time !== undefined))
-        : timeRangeOf(action.samples.map(sampleInstant));
-      return [{
-        detailType: 'Records Changed',
-        detail: {
+      const time = action.kind === 'summary' ? summaryTime(action.resource, action.object) : undefined;
+      return recordsChanged(
+        {
           user_id: action.userId,
           ...(action.clientUserId ? { client_user_id: action.clientUserId } : {}),
           ...providerAndSourceType(action),
           resource: action.resource,
           kind: action.kind,
-          ...(range ? { time_range: range } : {}),
-          records: { created, updated: outcome.written - created, unchanged: outcome.unchanged },
           svix_id: svixId,
         },
-      }];
+        { ...outcome, created: outcome.created ?? 0 },
+        action.kind === 'summary' ? (time ? [time] : []) : action.samples.map(sampleInstant),
+      );
     }
     case 'connection':
       if (outcome.written + outcome.unchanged === 0) return [];
