@@ -83,15 +83,6 @@ function describeValue(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/**
- * Turns one Powertools JSON log line into an output line; `undefined` for anything else. The source
- * is the function's name when the handler added its Lambda context to the logger.
- */
-export function fromPowertoolsLog(text: string, defaultSource: string): OutputLine | undefined {
-  const log = jsonObjectOf(text);
-  return log && lineOf(log, defaultSource);
-}
-
 /** A log line's JSON object; `undefined` for text that is not one. */
 function jsonObjectOf(text: string): Record<string, unknown> | undefined {
   try {
@@ -102,6 +93,10 @@ function jsonObjectOf(text: string): Record<string, unknown> | undefined {
   }
 }
 
+/**
+ * One Powertools JSON log object as an output line; `undefined` for anything else. The source is the
+ * function's name when the handler added its Lambda context to the logger.
+ */
 function lineOf(log: Record<string, unknown>, defaultSource: string): OutputLine | undefined {
   if (typeof log.level !== 'string' || !('message' in log)) return undefined;
   const level = (['DEBUG', 'INFO', 'WARN', 'ERROR'] as const).find((name) => name === log.level) ?? 'ERROR';
