@@ -2,18 +2,16 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createEndpoint, listEndpoints, ManagementApiError, rotateSecret, type ManagementScope } from '../../cli/commands/register';
-import { CLI_COMMAND } from '../support/cli-process';
+import { CLI_COMMAND, PROJECT_ROOT } from '../support/cli-process';
 
 /**
  * `register` against a small fake of the Junction Management API (and of the team API's portal-link
  * endpoint) on loopback: paths, the `X-Management-Key` header, cursor paging, secrets and rotation.
  */
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const root = PROJECT_ROOT;
 const KEY = 'mgmt-key';
 const BASE_PATH = '/v1/org/org-1/team/team-1/sandbox/webhook';
 

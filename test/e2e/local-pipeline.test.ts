@@ -6,10 +6,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { exampleEvent } from '../../functions/domain/example-events';
 import { startFakeVitalApi, type FakeVitalApi } from '../../local/fake-vital-api';
-import { CLI_COMMAND } from '../support/cli-process';
+import { CLI_COMMAND, PROJECT_ROOT } from '../support/cli-process';
 import { freePipelinePort } from '../support/pipeline-port';
 
 /**
@@ -18,7 +17,7 @@ import { freePipelinePort } from '../support/pipeline-port';
  * CLI in child processes, a fake Vital Data Access API on loopback for the historical backfill.
  */
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const root = PROJECT_ROOT;
 const API_KEY = 'e2e-team-key';
 
 let dataDir: string;

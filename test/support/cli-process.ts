@@ -16,8 +16,8 @@ export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.
 
 /**
  * The V8 flags `npm test` and `npm start` run Node with (README, "Development"): without them a Node 24
- * process can deadlock in `process.exit` on a background compile. Every Node process the tests start
- * gets them too.
+ * process can deadlock in `process.exit` on a background compile. The CLI and the synth sandbox the
+ * tests start get them too (`CLI_COMMAND`; a `fork` inherits them from the test process).
  */
 export const NODE_FLAGS = ['--no-maglev', '--no-concurrent-sparkplug'] as const;
 

@@ -43,6 +43,7 @@ describe('change events of the worker', () => {
     const seriesDelivery = delivery('2024-05-14T12:00:01Z');
     assert.deepEqual((await run([sqsRecord(summary, summaryDelivery), sqsRecord(series, seriesDelivery)])).batchItemFailures, []);
     const events = harness.changes.events('Records Changed');
+    assert.equal(events.length, 2, 'one per delivery');
     const bySvixId = new Map(details(events).map((detail) => [detail.svix_id, detail]));
     assert.deepEqual(bySvixId.get(summaryDelivery.svixId), {
       user_id: 'user-ce-1',
