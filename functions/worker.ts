@@ -157,7 +157,7 @@ export function createWorkerHandler(deps: WorkerDependencies) {
     // this handler (the local pipeline runs several) cannot mix their batches.
     const processor = new BatchProcessor(EventType.SQS);
     // The erasures this invocation reads, once per user. (The port is reached only when a delivery names a user.)
-    const ports: ProcessingPorts = { ...deps.ports, erasures: readOncePerUser(deps.ports.erasures) };
+    const ports: ProcessingPorts = { ...deps.ports, erasures: readOncePerUser({ latest: (userId) => deps.ports.erasures.latest(userId) }) };
     try {
       return await traced('worker', () => processPartialResponse(event, (record: SQSRecord) => processRecord(record, ports), processor, {
         // Every record failing is still a partial response to SQS: each is retried on its own.
